@@ -1,0 +1,124 @@
+//! The command line (clap derive only). `gvtg completions` and `gvtg man` generate from these
+//! definitions, so help, completions and the man page never drift apart.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Diagnose, fix and operate Intel GVT-g virtual GPUs on Linux hosts.
+#[derive(Debug, Parser)]
+#[command(name = "gvtg", version, about, long_about = None, help_expected = true, propagate_version = true)]
+pub struct Cli {
+    /// Read a captured host tree at DIR instead of the running host (mirrors real paths:
+    /// DIR/proc/cpuinfo, DIR/sys/…, DIR/etc/…).
+    #[arg(long, global = true, value_name = "DIR", env = "GVTG_ROOT")]
+    pub root: Option<PathBuf>,
+
+    /// When to use colour (NO_COLOR in the environment means never for `auto`).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Colour choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when writing to a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the ordered GVT-g checks on this host (or a captured tree) and say what to fix.
+    Doctor(DoctorArgs),
+    /// Explain a check: what it reads, why it matters, how to fix it.
+    Explain(ExplainArgs),
+    /// Print a kernel module's .modinfo fields, found the way modprobe finds it.
+    Modinfo(ModinfoArgs),
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
+}
+
+/// Output formats of the doctor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned verdict lines and fixes.
+    Text,
+    /// Versioned JSON (docs/json-schema.md).
+    Json,
+    /// Prometheus textfile-collector metrics.
+    Prometheus,
+}
+
+/// `gvtg doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
+    /// Shorthand for --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Show the evidence behind each verdict.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Run only these checks (comma-separated ids).
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub only: Vec<String>,
+    /// Skip these checks (comma-separated ids).
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub skip: Vec<String>,
+}
+
+/// `gvtg explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Check id (e.g. mdev.types).
+    #[arg(required_unless_present = "list")]
+    pub id: Option<String>,
+    /// List every check id with its title.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// `gvtg modinfo`.
+#[derive(Debug, Args)]
+pub struct ModinfoArgs {
+    /// Module name (i915, kvmgt…) or path to a .ko[.xz|.zst|.gz] file.
+    pub module: String,
+    /// Kernel release to look in (default: the running one, from proc/sys/kernel/osrelease).
+    #[arg(short = 'k', long, value_name = "RELEASE")]
+    pub release: Option<String>,
+    /// Print JSON instead of kmod-style text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `gvtg completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,40 @@
+//! `gvtg doctor`: snapshot the host, run the checks, print, return the exit code.
+
+use std::io::Write;
+
+use super::Ctx;
+use crate::checks::{self, Counts, Selection};
+use crate::cli::{DoctorArgs, Format};
+use crate::host::Snapshot;
+use crate::render::{self, HostFacts, Report};
+
+/// Exit code for a set of results: 1 when a check failed or could not be evaluated.
+pub fn exit_code(c: &Counts) -> u8 {
+    u8::from(c.fail > 0 || c.error > 0)
+}
+
+/// Runs the doctor.
+pub fn run(args: &DoctorArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let sel = Selection {
+        only: args.only.clone(),
+        skip: args.skip.clone(),
+    };
+    sel.validate()?;
+    let snap = Snapshot::collect(&ctx.root);
+    let results = checks::run(&snap, &sel);
+    let counts = Counts::of(&results);
+    let code = exit_code(&counts);
+    let report = Report {
+        host: HostFacts::of(&snap),
+        results: &results,
+        counts,
+        exit_code: i32::from(code),
+    };
+    let format = if args.json { Format::Json } else { args.format };
+    match format {
+        Format::Text => render::text::render(&report, args.verbose, ctx.color, out)?,
+        Format::Json => render::json::render(&report, out)?,
+        Format::Prometheus => render::prometheus::render(&report, out)?,
+    }
+    Ok(code)
+}

@@ -1,0 +1,58 @@
+//! One function per subcommand: `run(args, ctx, out) -> Result<exit code>`. Output goes to a
+//! `&mut dyn Write` so tests capture it.
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::{Cli, ColorChoice, Command};
+use crate::host::HostRoot;
+
+pub mod doctor;
+pub mod explain;
+pub mod modinfo;
+
+/// What every command gets.
+pub struct Ctx {
+    /// Where the host is.
+    pub root: HostRoot,
+    /// Whether to colour output.
+    pub color: bool,
+}
+
+/// Decides colour once: `always`/`never` as given; `auto` = a terminal and no NO_COLOR.
+pub fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let color = use_color(cli.color);
+    let make_ctx = || -> anyhow::Result<Ctx> {
+        Ok(Ctx {
+            root: HostRoot::from_option(cli.root.as_deref())?,
+            color,
+        })
+    };
+    match &cli.command {
+        Command::Doctor(a) => doctor::run(a, &make_ctx()?, out),
+        Command::Explain(a) => explain::run(a, out),
+        Command::Modinfo(a) => modinfo::run(a, &make_ctx()?, out),
+        Command::Completions(a) => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(a.shell, &mut cmd, "gvtg", out);
+            Ok(0)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(out)?;
+            Ok(0)
+        }
+    }
+}

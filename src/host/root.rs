@@ -1,0 +1,446 @@
+//! The host root: the one place that turns "proc/cmdline" into a real path.
+//!
+//! Every read of the host goes through a [`HostRoot`]. On a live host the root is `/`; with
+//! `--root DIR` (or `GVTG_ROOT`) it is a captured tree that mirrors the real paths
+//! (`DIR/proc/cpuinfo`, `DIR/sys/...`). Callers name paths *relative* to the root
+//! (`"sys/class/mdev_bus"`), so no absolute path literal exists outside this module.
+//!
+//! Two facts about a captured tree cannot be stored in the tree itself by git or tar in a portable
+//! way: what a device node is (type, mode, owner) and where a sysfs symlink points when the target
+//! was not captured. Those come from the tree's side file, `gvtg-tree.toml` (see
+//! [`super::sidefile`] and `docs/captured-tree.md`). The side file wins over the tree.
+//!
+//! Reads are bounded ([`MAX_READ`]) and never block: in a captured tree only regular files are
+//! read (a FIFO planted where a file is expected is refused, not waited on), and no path may
+//! resolve outside the root (symlinks are followed, but the result is checked).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::probe::Probe;
+use super::sidefile::{NodeKind, SideFile, SIDE_FILE};
+
+/// The largest file we read. /proc and /sys files are small; a kernel config is ~250 KB; a kernel
+/// log from /dev/kmsg is at most the ring buffer (a few MB). Anything larger is not one of ours.
+pub const MAX_READ: u64 = 16 * 1024 * 1024;
+
+/// Type, mode and ownership of a filesystem node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeInfo {
+    /// What the node is.
+    pub kind: NodeKind,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Device major:minor, for character and block devices.
+    pub rdev: Option<(u32, u32)>,
+}
+
+/// Where the host's files are, and how to read them.
+#[derive(Debug, Clone)]
+pub struct HostRoot {
+    base: PathBuf,
+    /// Canonical form of `base`, for containment checks in captured trees.
+    canonical: PathBuf,
+    live: bool,
+    side: SideFile,
+}
+
+impl HostRoot {
+    /// The running host (`/`).
+    pub fn live() -> Self {
+        HostRoot {
+            base: PathBuf::from("/"),
+            canonical: PathBuf::from("/"),
+            live: true,
+            side: SideFile::default(),
+        }
+    }
+
+    /// A captured tree at `dir`. Reads its side file when present. `dir` = `/` means live.
+    pub fn at(dir: &Path) -> anyhow::Result<Self> {
+        let canonical = dir
+            .canonicalize()
+            .map_err(|e| anyhow::anyhow!("opening host root {}: {e}", dir.display()))?;
+        if !canonical.is_dir() {
+            anyhow::bail!("host root {} is not a directory", dir.display());
+        }
+        if canonical == Path::new("/") {
+            return Ok(Self::live());
+        }
+        let side_path = canonical.join(SIDE_FILE);
+        let side = if side_path.exists() {
+            let text = read_bounded(&side_path, 1024 * 1024)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", side_path.display()))?;
+            SideFile::parse(&String::from_utf8_lossy(&text))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", side_path.display()))?
+        } else {
+            SideFile::default()
+        };
+        Ok(HostRoot {
+            base: dir.to_path_buf(),
+            canonical,
+            live: false,
+            side,
+        })
+    }
+
+    /// From `--root`/`GVTG_ROOT`, or the live host when neither is given.
+    pub fn from_option(dir: Option<&Path>) -> anyhow::Result<Self> {
+        match dir {
+            Some(d) => Self::at(d),
+            None => Ok(Self::live()),
+        }
+    }
+
+    /// True when reading the running host.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// The directory the host's `/` maps to.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// The side file of a captured tree (empty on a live host).
+    pub fn side(&self) -> &SideFile {
+        &self.side
+    }
+
+    /// The real path of `rel` ("proc/cmdline") under this root.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.base.join(rel.trim_start_matches('/'))
+    }
+
+    /// How a path is shown to users: as the host sees it (`/proc/cmdline`), whatever the root.
+    pub fn display(rel: &str) -> String {
+        format!("/{}", rel.trim_start_matches('/'))
+    }
+
+    /// Resolves `rel` to a real path that is safe to open: inside the root, and (in a captured
+    /// tree) a regular file or directory.
+    fn resolve(&self, rel: &str) -> Result<PathBuf, Probe<()>> {
+        let p = self.path(rel);
+        if self.live {
+            return Ok(p);
+        }
+        match p.canonicalize() {
+            Ok(c) if c.starts_with(&self.canonical) => Ok(c),
+            Ok(c) => Err(Probe::Invalid(format!(
+                "{} resolves to {}, outside the captured tree",
+                Self::display(rel),
+                c.display()
+            ))),
+            Err(e) => Err(io_probe(&e, rel)),
+        }
+    }
+
+    /// Reads a whole file as bytes (bounded by [`MAX_READ`]).
+    pub fn read_bytes(&self, rel: &str) -> Probe<Vec<u8>> {
+        let p = match self.resolve(rel) {
+            Ok(p) => p,
+            Err(e) => return e.map_never(),
+        };
+        if !self.live {
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => {}
+                Ok(m) if m.is_dir() => {
+                    return Probe::Invalid(format!("{} is a directory", Self::display(rel)))
+                }
+                Ok(_) => {
+                    return Probe::Invalid(format!(
+                        "{} is not a regular file in the captured tree",
+                        Self::display(rel)
+                    ))
+                }
+                Err(e) => return io_probe(&e, rel),
+            }
+        }
+        match read_bounded(&p, MAX_READ) {
+            Ok(b) => Probe::Ok(b),
+            Err(e) => io_probe(&e, rel),
+        }
+    }
+
+    /// Reads a whole file as text (invalid UTF-8 is replaced, never an error: sysfs and logs can
+    /// hold anything).
+    pub fn read(&self, rel: &str) -> Probe<String> {
+        self.read_bytes(rel)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Reads a one-value sysfs attribute, trimmed.
+    pub fn read_attr(&self, rel: &str) -> Probe<String> {
+        self.read(rel).map(|s| s.trim().to_string())
+    }
+
+    /// Entry names of a directory, sorted. Names that are not UTF-8 are kept lossily (a hostile
+    /// tree can hold them; we must still list the rest).
+    /// In a captured tree, entries the side file declares under the directory are included,
+    /// and a directory that exists only in the side file reads as such.
+    pub fn read_dir(&self, rel: &str) -> Probe<Vec<String>> {
+        let key = rel.trim_matches('/');
+        let side = if self.live {
+            Vec::new()
+        } else {
+            self.side.children(key)
+        };
+        let real = match self.resolve(rel) {
+            Ok(p) => match std::fs::read_dir(&p) {
+                Ok(rd) => Probe::Ok(
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>(),
+                ),
+                Err(e) => io_probe(&e, rel),
+            },
+            Err(e) => e.map_never(),
+        };
+        let mut names = match real {
+            Probe::Ok(n) => n,
+            Probe::Missing if !self.live && self.side.is_dir(key) => Vec::new(),
+            other => return other,
+        };
+        names.extend(side);
+        names.sort();
+        names.dedup();
+        Probe::Ok(names)
+    }
+
+    /// Where a symlink points. The side file wins; otherwise the real link is read.
+    pub fn read_link(&self, rel: &str) -> Probe<String> {
+        let key = rel.trim_start_matches('/');
+        if let Some(t) = self.side.link(key) {
+            return Probe::Ok(t.to_string());
+        }
+        match std::fs::read_link(self.path(rel)) {
+            Ok(t) => Probe::Ok(t.to_string_lossy().into_owned()),
+            Err(e) => io_probe(&e, rel),
+        }
+    }
+
+    /// The last component of a symlink's target ("driver" → "i915").
+    pub fn link_name(&self, rel: &str) -> Probe<String> {
+        self.read_link(rel).map(|t| {
+            t.trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+    }
+
+    /// Whether a path exists (a side-file node or link counts).
+    pub fn exists(&self, rel: &str) -> bool {
+        let key = rel.trim_start_matches('/');
+        self.side.node(key).is_some()
+            || self.side.link(key).is_some()
+            || std::fs::symlink_metadata(self.path(rel)).is_ok()
+    }
+
+    /// Type, mode and owner of a node, following symlinks (as `open()` would). The side file wins.
+    pub fn node(&self, rel: &str) -> Probe<NodeInfo> {
+        let key = rel.trim_start_matches('/');
+        if let Some(n) = self.side.node(key) {
+            return Probe::Ok(n.clone());
+        }
+        let p = match self.resolve(rel) {
+            Ok(p) => p,
+            Err(e) => return e.map_never(),
+        };
+        match nix::sys::stat::stat(&p) {
+            Ok(st) => {
+                let fmt = st.st_mode & nix::libc::S_IFMT;
+                let kind = match fmt {
+                    nix::libc::S_IFCHR => NodeKind::Char,
+                    nix::libc::S_IFBLK => NodeKind::Block,
+                    nix::libc::S_IFDIR => NodeKind::Dir,
+                    nix::libc::S_IFIFO => NodeKind::Fifo,
+                    nix::libc::S_IFSOCK => NodeKind::Socket,
+                    _ => NodeKind::File,
+                };
+                let rdev = matches!(kind, NodeKind::Char | NodeKind::Block).then(|| {
+                    (
+                        nix::sys::stat::major(st.st_rdev) as u32,
+                        nix::sys::stat::minor(st.st_rdev) as u32,
+                    )
+                });
+                Probe::Ok(NodeInfo {
+                    kind,
+                    mode: st.st_mode & 0o7777,
+                    uid: st.st_uid,
+                    gid: st.st_gid,
+                    rdev,
+                })
+            }
+            Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => Probe::Missing,
+            Err(nix::errno::Errno::EACCES) | Err(nix::errno::Errno::EPERM) => Probe::Denied,
+            Err(e) => Probe::Invalid(format!("stat {}: {e}", Self::display(rel))),
+        }
+    }
+
+    /// The effective uid the snapshot was taken as: ours on a live host, the side file's
+    /// `captured_euid` (default 0, a root capture) in a tree.
+    pub fn euid(&self) -> u32 {
+        if self.live {
+            nix::unistd::geteuid().as_raw()
+        } else {
+            self.side.captured_euid.unwrap_or(0)
+        }
+    }
+
+    /// The kernel log: `/dev/kmsg` on a live host (root only; read without blocking), or in a
+    /// captured tree the file the side file names (default `dev/kmsg` as a regular file).
+    /// Returns the path shown to the user and the raw bytes.
+    pub fn kernel_log(&self) -> Probe<(String, Vec<u8>)> {
+        if self.live {
+            return match read_kmsg_live(&self.path("dev/kmsg")) {
+                Ok(b) => Probe::Ok(("/dev/kmsg".to_string(), b)),
+                Err(e) => io_probe(&e, "dev/kmsg"),
+            };
+        }
+        let rel = self
+            .side
+            .kernel_log
+            .clone()
+            .unwrap_or_else(|| "dev/kmsg".to_string());
+        self.read_bytes(&rel).map(|b| (Self::display(&rel), b))
+    }
+}
+
+impl Probe<()> {
+    fn map_never<T>(self) -> Probe<T> {
+        match self {
+            Probe::Ok(()) => Probe::Invalid("internal: resolved to nothing".into()),
+            Probe::Missing => Probe::Missing,
+            Probe::Denied => Probe::Denied,
+            Probe::Invalid(m) => Probe::Invalid(m),
+        }
+    }
+}
+
+fn io_probe<T>(e: &std::io::Error, rel: &str) -> Probe<T> {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => Probe::Missing,
+        PermissionDenied => Probe::Denied,
+        _ => {
+            // ENOTDIR (a file where a directory was expected) is "missing" for our purposes.
+            if e.raw_os_error() == Some(nix::libc::ENOTDIR) {
+                Probe::Missing
+            } else {
+                Probe::Invalid(format!("reading {}: {e}", HostRoot::display(rel)))
+            }
+        }
+    }
+}
+
+/// Reads at most `limit` bytes; a file larger than that is an error, not silently truncated.
+fn read_bounded(p: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let f = File::open(p)?;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "{} is larger than {} MiB",
+            p.display(),
+            limit / 1024 / 1024
+        )));
+    }
+    Ok(buf)
+}
+
+/// Reads every record currently in the kernel ring buffer from `/dev/kmsg` without blocking:
+/// each `read()` returns one record, and `EAGAIN` means we reached the end (kernel
+/// Documentation/ABI/testing/dev-kmsg). `EPIPE` means a record was overwritten while we read;
+/// we skip it and go on.
+fn read_kmsg_live(p: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(p)?;
+    let mut out = Vec::new();
+    let mut rec = vec![0u8; 8192];
+    loop {
+        match f.read(&mut rec) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&rec[..n]);
+                if out.last() != Some(&b'\n') {
+                    out.push(b'\n');
+                }
+                if out.len() as u64 > MAX_READ {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.raw_os_error() == Some(nix::libc::EPIPE) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_reads_and_refuses_escape() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("proc")).unwrap();
+        std::fs::write(d.path().join("proc/cmdline"), "quiet\n").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), d.path().join("escape")).unwrap();
+        let r = HostRoot::at(d.path()).unwrap();
+        assert_eq!(r.read("proc/cmdline"), Probe::Ok("quiet\n".to_string()));
+        assert_eq!(r.read("proc/nope"), Probe::Missing);
+        assert!(matches!(r.read("escape"), Probe::Invalid(m) if m.contains("outside")));
+    }
+
+    #[test]
+    fn fifo_in_tree_is_refused_not_waited_on() {
+        let d = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&d.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let r = HostRoot::at(d.path()).unwrap();
+        assert!(matches!(r.read("fifo"), Probe::Invalid(_)));
+    }
+
+    #[test]
+    fn oversized_file_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let f = File::create(d.path().join("big")).unwrap();
+        f.set_len(MAX_READ + 10).unwrap();
+        let r = HostRoot::at(d.path()).unwrap();
+        assert!(matches!(r.read_bytes("big"), Probe::Invalid(m) if m.contains("larger")));
+    }
+
+    #[test]
+    fn side_file_overrides_nodes_and_links() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(SIDE_FILE),
+            "format = 1\n[[node]]\npath = \"dev/kvm\"\nkind = \"char\"\nmode = \"0660\"\nuid = 0\ngid = 108\nrdev = \"10:232\"\n[[link]]\npath = \"sys/bus/pci/devices/0000:00:02.0/driver\"\ntarget = \"../../../bus/pci/drivers/i915\"\n",
+        )
+        .unwrap();
+        let r = HostRoot::at(d.path()).unwrap();
+        let n = r.node("dev/kvm").unwrap_ok();
+        assert_eq!(
+            (n.kind, n.mode, n.gid, n.rdev),
+            (NodeKind::Char, 0o660, 108, Some((10, 232)))
+        );
+        assert_eq!(
+            r.link_name("sys/bus/pci/devices/0000:00:02.0/driver"),
+            Probe::Ok("i915".into())
+        );
+        assert!(r.exists("dev/kvm"));
+    }
+}

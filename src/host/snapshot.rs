@@ -1,0 +1,848 @@
+//! [`Snapshot`]: everything the checks judge, read once from a [`HostRoot`].
+//!
+//! Collection never fails as a whole: every fact is a [`Probe`], so an unreadable kernel log or a
+//! malformed qemu.conf becomes a verdict, and the rest of the doctor still runs. The checks are
+//! pure functions of this struct (no I/O, no clock, no environment), which is what lets a captured
+//! tree or a bug report replay to the same verdicts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::probe::Probe;
+use super::root::{HostRoot, NodeInfo};
+use crate::kmod;
+use crate::parse;
+
+/// One PCI function from `/sys/bus/pci/devices`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PciDevice {
+    /// Domain:bus:device.function, e.g. `0000:00:02.0`.
+    pub address: String,
+    /// Vendor id.
+    pub vendor: u16,
+    /// Device id.
+    pub device: u16,
+    /// 24-bit class code (0x030000 = VGA).
+    pub class: u32,
+    /// Bound driver, if any.
+    pub driver: Option<String>,
+    /// IOMMU group number, if the device is in one.
+    pub iommu_group: Option<u32>,
+    /// BAR sizes in bytes, from the `resource` file (index = BAR number; 0 = unused).
+    pub bar_sizes: Vec<u64>,
+    /// `boot_vga` (the firmware's primary display).
+    pub boot_vga: Option<bool>,
+    /// `sriov_totalvfs`, present only on SR-IOV capable functions.
+    pub sriov_totalvfs: Option<u32>,
+    /// Subsystem vendor:device, when known.
+    pub subsystem: Option<(u16, u16)>,
+}
+
+impl PciDevice {
+    /// Display controller class (0x03xx: VGA, XGA, 3D, other display).
+    pub fn is_display(&self) -> bool {
+        self.class >> 16 == 0x03
+    }
+}
+
+/// One mdev type under a parent.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MdevType {
+    /// Directory name (`i915-GVTg_V5_4`); what `create` is written under.
+    pub id: String,
+    /// The optional `name` file (6.1+ mdev core prints `GVTg_V5_4`).
+    pub name: Option<String>,
+    /// `description`, raw.
+    pub description: Option<String>,
+    /// `description` parsed as GVT-g fields, when it has them.
+    pub gvt: Option<parse::mdev_desc::GvtDescription>,
+    /// `available_instances`.
+    pub available_instances: Probe<u32>,
+    /// `device_api` (`vfio-pci`).
+    pub device_api: Option<String>,
+    /// UUIDs listed under `devices/`.
+    pub devices: Vec<String>,
+}
+
+/// One registered mdev parent (`/sys/class/mdev_bus/<parent>`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MdevParent {
+    /// The parent's name (a PCI address for i915).
+    pub name: String,
+    /// Its types; `Missing` when there is no `mdev_supported_types`.
+    pub types: Probe<Vec<MdevType>>,
+}
+
+/// One existing mediated device (`/sys/bus/mdev/devices/<uuid>`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MdevDevice {
+    /// The mdev's UUID.
+    pub uuid: String,
+    /// Type directory name, from the `mdev_type` link.
+    pub mdev_type: Option<String>,
+    /// Parent device, from the resolved `mdev_type` link (`.../<parent>/mdev_supported_types/T`).
+    pub parent: Option<String>,
+    /// IOMMU group number.
+    pub iommu_group: Option<u32>,
+    /// Bound driver.
+    pub driver: Option<String>,
+}
+
+/// One IOMMU group.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IommuGroup {
+    /// Group number.
+    pub number: u32,
+    /// The `name` file when present: `vfio-noiommu` for software groups (emulated mdevs,
+    /// no-IOMMU mode), which prove nothing about VT-d.
+    pub name: Option<String>,
+    /// Member devices.
+    pub devices: Vec<String>,
+}
+
+/// A user account (from `/etc/passwd`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+}
+
+/// A group (from `/etc/group`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Group {
+    /// Group name.
+    pub name: String,
+    /// gid.
+    pub gid: u32,
+    /// Supplementary members.
+    pub members: Vec<String>,
+}
+
+/// A text file that was read, with where it came from.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TextFile {
+    /// Path as the host sees it (`/etc/modprobe.d/i915.conf`).
+    pub path: String,
+    /// Content.
+    pub text: String,
+}
+
+/// Kernel modules: loaded, built in, and what the module files say.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Modules {
+    /// `/proc/modules` (names as the kernel prints them, with `_`).
+    pub loaded: Probe<BTreeSet<String>>,
+    /// Names from `lib/modules/REL/modules.builtin`.
+    pub builtin: Probe<BTreeSet<String>>,
+    /// Modules present under `/sys/module` (loaded or built in with parameters).
+    pub sys_module: BTreeSet<String>,
+    /// Where the module files of the running kernel were looked up.
+    pub dir: String,
+    /// Module lookups that matter: name → what the module index said.
+    pub files: BTreeMap<String, ModuleFile>,
+}
+
+/// What the module index says about one module.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub enum ModuleFile {
+    /// A module file, with the parameters its `.modinfo` declares.
+    File {
+        /// Path shown to the user.
+        path: String,
+        /// Parameter names from `.modinfo` (`parm=`/`parmtype=`).
+        params: Vec<String>,
+    },
+    /// Built into the kernel; parameters from `modules.builtin.modinfo`.
+    Builtin {
+        /// Parameter names.
+        params: Vec<String>,
+    },
+    /// Not in this kernel's module index.
+    Absent,
+    /// The index or the file could not be read.
+    Unreadable(String),
+}
+
+/// Everything the doctor judges, read once.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// True when read from the running host.
+    pub live: bool,
+    /// uid the snapshot was taken as.
+    pub euid: u32,
+    /// `/proc/sys/kernel/osrelease`.
+    pub osrelease: Probe<String>,
+    /// `/etc/os-release` (falling back to `/usr/lib/os-release`), as key → value.
+    pub os_release: Probe<BTreeMap<String, String>>,
+    /// `/proc/cpuinfo`.
+    pub cpuinfo: Probe<parse::cpuinfo::CpuInfo>,
+    /// All PCI functions.
+    pub pci: Probe<Vec<PciDevice>>,
+    /// Kernel build configuration and where it came from.
+    pub kconfig: Probe<(String, parse::kconfig::Kconfig)>,
+    /// Kernel modules.
+    pub modules: Modules,
+    /// `/proc/cmdline`.
+    pub cmdline: Probe<parse::cmdline::Cmdline>,
+    /// Modules configured to load at boot: (file, names) from modules-load.d(5) directories and
+    /// Debian's `/etc/modules`.
+    pub modules_load: Vec<(String, Vec<String>)>,
+    /// modprobe.d files in the order kmod reads them.
+    pub modprobe: Vec<(String, parse::modprobe::ModprobeFile)>,
+    /// `/etc/default/grub`.
+    pub grub_default: Probe<parse::grub::GrubDefault>,
+    /// `/etc/kernel/cmdline` (systemd-boot / kernel-install).
+    pub kernel_cmdline_file: Probe<String>,
+    /// Live i915 parameters from `/sys/module/i915/parameters`.
+    pub i915_params: BTreeMap<String, Probe<String>>,
+    /// `/sys/firmware/acpi/tables/DMAR` exists.
+    pub dmar_table: bool,
+    /// `/sys/firmware/acpi/tables/IVRS` exists (AMD-Vi).
+    pub ivrs_table: bool,
+    /// Entries of `/sys/class/iommu` (`dmar0`, `ivhd0`…).
+    pub iommu_class: Probe<Vec<String>>,
+    /// `/sys/kernel/iommu_groups`.
+    pub iommu_groups: Probe<Vec<IommuGroup>>,
+    /// `/sys/class/mdev_bus` parents.
+    pub mdev_parents: Probe<Vec<MdevParent>>,
+    /// `/sys/bus/mdev/devices`.
+    pub mdev_devices: Probe<Vec<MdevDevice>>,
+    /// `/dev/kvm`.
+    pub dev_kvm: Probe<NodeInfo>,
+    /// `/dev/vfio/*` nodes by name.
+    pub dev_vfio: Probe<BTreeMap<String, NodeInfo>>,
+    /// `/etc/libvirt/qemu.conf`, raw (parsed by the libvirt checks, which report errors).
+    pub qemu_conf: Probe<TextFile>,
+    /// Whether libvirt's QEMU driver looks installed (a qemu.conf or a libvirtd/virtqemud binary).
+    pub libvirt_present: bool,
+    /// `/etc/passwd`.
+    pub users: Probe<Vec<User>>,
+    /// `/etc/group`.
+    pub groups: Probe<Vec<Group>>,
+    /// udev rules mentioning vfio (`/etc/udev/rules.d`, `/usr/lib/udev/rules.d`, `/lib/udev/rules.d`).
+    pub udev_vfio_rules: Vec<TextFile>,
+    /// cgroup v2 controllers (`/sys/fs/cgroup/cgroup.controllers`), if that hierarchy is mounted.
+    pub cgroup2_controllers: Probe<Vec<String>>,
+    /// Kernel log records and the path they came from.
+    pub kernel_log: Probe<(String, Vec<parse::kmsg::Record>)>,
+}
+
+/// Modules the checks need to know about from the module files.
+const MODULES_OF_INTEREST: &[&str] = &[
+    "i915",
+    "kvmgt",
+    "kvm",
+    "kvm_intel",
+    "vfio",
+    "vfio_iommu_type1",
+    "mdev",
+    "vfio_mdev",
+    "vfio_pci",
+];
+
+impl Snapshot {
+    /// Reads the host. Never fails: every problem is recorded in the probe concerned.
+    pub fn collect(root: &HostRoot) -> Snapshot {
+        let osrelease = root.read_attr("proc/sys/kernel/osrelease");
+        let release = osrelease.ok().cloned();
+
+        let os_release = match root.read("etc/os-release") {
+            Probe::Missing => root.read("usr/lib/os-release"),
+            other => other,
+        }
+        .map(|t| parse_os_release(&t));
+
+        let cpuinfo = root.read("proc/cpuinfo").map(|t| parse::cpuinfo::parse(&t));
+        let pci = read_pci(root);
+        let kconfig = read_kconfig(root, release.as_deref());
+        let modules = read_modules(root, release.as_deref());
+        let cmdline = root.read("proc/cmdline").map(|t| parse::cmdline::parse(&t));
+        let modprobe = read_modprobe(root);
+        let modules_load = read_modules_load(root);
+        let grub_default = root
+            .read("etc/default/grub")
+            .map(|t| parse::grub::parse(&t));
+        let kernel_cmdline_file = root.read("etc/kernel/cmdline");
+
+        let mut i915_params = BTreeMap::new();
+        for p in ["enable_gvt", "enable_guc"] {
+            i915_params.insert(
+                p.to_string(),
+                root.read_attr(&format!("sys/module/i915/parameters/{p}")),
+            );
+        }
+
+        let iommu_groups = read_iommu_groups(root);
+        let mdev_parents = read_mdev_parents(root);
+        let mdev_devices = read_mdev_devices(root);
+        let dev_vfio = root.read_dir("dev/vfio").map(|names| {
+            names
+                .into_iter()
+                .filter_map(|n| {
+                    let node = root.node(&format!("dev/vfio/{n}")).into_ok()?;
+                    Some((n, node))
+                })
+                .collect()
+        });
+        // Side-file-only nodes under dev/vfio (a capture may hold no files there at all).
+        let dev_vfio = merge_side_nodes(root, "dev/vfio/", dev_vfio);
+
+        // NixOS generates qemu.conf under /var/lib/libvirt rather than /etc/libvirt.
+        let qemu_conf = match root.read("etc/libvirt/qemu.conf") {
+            Probe::Missing => root.read("var/lib/libvirt/qemu.conf").map(|text| TextFile {
+                path: "/var/lib/libvirt/qemu.conf".into(),
+                text,
+            }),
+            other => other.map(|text| TextFile {
+                path: "/etc/libvirt/qemu.conf".into(),
+                text,
+            }),
+        };
+
+        let mut udev_vfio_rules = Vec::new();
+        for dir in [
+            "etc/udev/rules.d",
+            "run/udev/rules.d",
+            "usr/lib/udev/rules.d",
+            "lib/udev/rules.d",
+        ] {
+            if let Probe::Ok(names) = root.read_dir(dir) {
+                for n in names.iter().filter(|n| n.ends_with(".rules")) {
+                    let rel = format!("{dir}/{n}");
+                    if let Probe::Ok(text) = root.read(&rel) {
+                        if text.contains("vfio") {
+                            udev_vfio_rules.push(TextFile {
+                                path: HostRoot::display(&rel),
+                                text,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+
+        let kernel_log = root
+            .kernel_log()
+            .map(|(path, bytes)| (path, parse::kmsg::parse(&bytes)));
+
+        Snapshot {
+            live: root.is_live(),
+            euid: root.euid(),
+            osrelease,
+            os_release,
+            cpuinfo,
+            pci,
+            kconfig,
+            modules,
+            cmdline,
+            modules_load,
+            modprobe,
+            grub_default,
+            kernel_cmdline_file,
+            i915_params,
+            dmar_table: root.exists("sys/firmware/acpi/tables/DMAR"),
+            ivrs_table: root.exists("sys/firmware/acpi/tables/IVRS"),
+            iommu_class: root.read_dir("sys/class/iommu"),
+            iommu_groups,
+            mdev_parents,
+            mdev_devices,
+            dev_kvm: root.node("dev/kvm"),
+            dev_vfio,
+            libvirt_present: [
+                "etc/libvirt/qemu.conf",
+                "usr/sbin/libvirtd",
+                "usr/sbin/virtqemud",
+                "var/lib/libvirt/qemu.conf",
+            ]
+            .iter()
+            .any(|p| root.exists(p)),
+            qemu_conf,
+            users: root.read("etc/passwd").map(|t| parse_passwd(&t)),
+            groups: root.read("etc/group").map(|t| parse_group(&t)),
+            udev_vfio_rules,
+            cgroup2_controllers: root
+                .read("sys/fs/cgroup/cgroup.controllers")
+                .map(|t| t.split_whitespace().map(str::to_string).collect()),
+            kernel_log,
+        }
+    }
+
+    /// The display-class Intel PCI functions on bus 0 (integrated graphics), first the one at
+    /// 00:02.0. An Intel NIC or other function at 00:02.0 is not a GPU: class decides.
+    pub fn intel_igds(&self) -> Vec<&PciDevice> {
+        let mut v: Vec<&PciDevice> = self
+            .pci
+            .ok()
+            .map(|d| {
+                d.iter()
+                    .filter(|d| d.vendor == 0x8086 && d.is_display())
+                    .filter(|d| {
+                        // Integrated graphics sit on the root bus; Arc/DG cards do not.
+                        d.address.split(':').nth(1) == Some("00")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by_key(|d| !d.address.ends_with(":02.0"));
+        v
+    }
+
+    /// Whether a module is loaded or built in (`-`/`_` insensitive).
+    pub fn module_present(&self, name: &str) -> bool {
+        let n = name.replace('-', "_");
+        self.modules.loaded.ok().is_some_and(|l| l.contains(&n))
+            || self.modules.builtin.ok().is_some_and(|b| b.contains(&n))
+    }
+}
+
+fn merge_side_nodes(
+    root: &HostRoot,
+    prefix: &str,
+    found: Probe<BTreeMap<String, NodeInfo>>,
+) -> Probe<BTreeMap<String, NodeInfo>> {
+    let side: Vec<(String, NodeInfo)> = root
+        .side()
+        .nodes_under(prefix)
+        .map(|(p, n)| (p.trim_start_matches(prefix).to_string(), n.clone()))
+        .filter(|(name, _)| !name.is_empty() && !name.contains('/'))
+        .collect();
+    if side.is_empty() {
+        return found;
+    }
+    let mut map = found.into_ok().unwrap_or_default();
+    map.extend(side);
+    Probe::Ok(map)
+}
+
+fn parse_os_release(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            if l.starts_with('#') {
+                return None;
+            }
+            let (k, v) = l.split_once('=')?;
+            Some((
+                k.to_string(),
+                v.trim_matches(|c| c == '"' || c == '\'').to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn parse_passwd(text: &str) -> Vec<User> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 4 || l.starts_with('#') {
+                return None;
+            }
+            Some(User {
+                name: f[0].to_string(),
+                uid: f[2].parse().ok()?,
+                gid: f[3].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn parse_group(text: &str) -> Vec<Group> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 3 || l.starts_with('#') {
+                return None;
+            }
+            Some(Group {
+                name: f[0].to_string(),
+                gid: f[2].parse().ok()?,
+                members: f
+                    .get(3)
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+fn hex_attr<T: TryFrom<u64>>(root: &HostRoot, rel: &str) -> Option<T> {
+    let s = root.read_attr(rel).into_ok()?;
+    let v = u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()?;
+    T::try_from(v).ok()
+}
+
+fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
+    root.read_dir("sys/bus/pci/devices").map(|names| {
+        names
+            .into_iter()
+            .filter_map(|addr| {
+                let base = format!("sys/bus/pci/devices/{addr}");
+                let vendor: u16 = hex_attr(root, &format!("{base}/vendor"))?;
+                let device: u16 = hex_attr(root, &format!("{base}/device"))?;
+                let class: u32 = hex_attr(root, &format!("{base}/class")).unwrap_or(0);
+                let bar_sizes = root
+                    .read(&format!("{base}/resource"))
+                    .into_ok()
+                    .map(|t| parse_resource(&t))
+                    .unwrap_or_default();
+                let sv: Option<u16> = hex_attr(root, &format!("{base}/subsystem_vendor"));
+                let sd: Option<u16> = hex_attr(root, &format!("{base}/subsystem_device"));
+                Some(PciDevice {
+                    driver: root.link_name(&format!("{base}/driver")).into_ok(),
+                    iommu_group: root
+                        .link_name(&format!("{base}/iommu_group"))
+                        .into_ok()
+                        .and_then(|g| g.parse().ok()),
+                    boot_vga: root
+                        .read_attr(&format!("{base}/boot_vga"))
+                        .into_ok()
+                        .map(|v| v == "1"),
+                    sriov_totalvfs: root
+                        .read_attr(&format!("{base}/sriov_totalvfs"))
+                        .into_ok()
+                        .and_then(|v| v.parse().ok()),
+                    subsystem: sv.zip(sd),
+                    address: addr,
+                    vendor,
+                    device,
+                    class,
+                    bar_sizes,
+                })
+            })
+            .collect()
+    })
+}
+
+/// sysfs `resource`: one line per resource, `start end flags` in hex; size = end - start + 1.
+fn parse_resource(text: &str) -> Vec<u64> {
+    text.lines()
+        .take(6)
+        .map(|l| {
+            let mut it = l
+                .split_whitespace()
+                .map(|x| u64::from_str_radix(x.trim_start_matches("0x"), 16).unwrap_or(0));
+            let (s, e) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+            if e > s {
+                e - s + 1
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+fn read_kconfig(
+    root: &HostRoot,
+    release: Option<&str>,
+) -> Probe<(String, parse::kconfig::Kconfig)> {
+    if let Some(rel) = release {
+        let p = format!("boot/config-{rel}");
+        match root.read(&p) {
+            Probe::Ok(t) => return Probe::Ok((HostRoot::display(&p), parse::kconfig::parse(&t))),
+            Probe::Missing => {}
+            Probe::Denied => return Probe::Denied,
+            Probe::Invalid(m) => return Probe::Invalid(m),
+        }
+        // Some distros (Arch) keep it at /lib/modules/REL/build/.config or only in /proc/config.gz.
+    }
+    match root.read_bytes("proc/config.gz") {
+        Probe::Ok(gz) => {
+            use std::io::Read;
+            let mut out = String::new();
+            let mut d = flate2::read::GzDecoder::new(&gz[..]).take(super::root::MAX_READ);
+            match d.read_to_string(&mut out) {
+                Ok(_) => Probe::Ok(("/proc/config.gz".into(), parse::kconfig::parse(&out))),
+                Err(e) => Probe::Invalid(format!("/proc/config.gz: {e}")),
+            }
+        }
+        Probe::Missing => Probe::Missing,
+        Probe::Denied => Probe::Denied,
+        Probe::Invalid(m) => Probe::Invalid(m),
+    }
+}
+
+fn read_modules(root: &HostRoot, release: Option<&str>) -> Modules {
+    let loaded = root.read("proc/modules").map(|t| {
+        parse::proc_modules::parse(&t)
+            .into_iter()
+            .map(|m| m.name.replace('-', "_"))
+            .collect::<BTreeSet<_>>()
+    });
+    let sys_module = root
+        .read_dir("sys/module")
+        .into_ok()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let Some(rel) = release else {
+        return Modules {
+            loaded,
+            builtin: Probe::Invalid("kernel release unknown".into()),
+            sys_module,
+            dir: "/lib/modules/?".into(),
+            files: BTreeMap::new(),
+        };
+    };
+    let dir = format!("lib/modules/{rel}");
+    let builtin = root.read(&format!("{dir}/modules.builtin")).map(|t| {
+        t.lines()
+            .filter_map(|l| {
+                let base = l.trim().rsplit('/').next()?;
+                let name = base.split(".ko").next()?;
+                (!name.is_empty()).then(|| name.replace('-', "_"))
+            })
+            .collect::<BTreeSet<_>>()
+    });
+    let mut files = BTreeMap::new();
+    match kmod::ModuleIndex::load(root.base(), rel) {
+        Ok(index) => {
+            for name in MODULES_OF_INTEREST {
+                let entry = match index.locate(name) {
+                    None => ModuleFile::Absent,
+                    Some(kmod::Located::Builtin { fields }) => ModuleFile::Builtin {
+                        params: param_names(&fields),
+                    },
+                    Some(kmod::Located::File {
+                        path, rel: relpath, ..
+                    }) => {
+                        // Only the modules whose parameters we judge are opened: reading i915.ko
+                        // (a multi-MB ELF, maybe xz-compressed) is the costliest read we do.
+                        if *name == "i915" {
+                            match kmod::modinfo_file(&path) {
+                                Ok(mi) => ModuleFile::File {
+                                    path: format!("/{dir}/{relpath}"),
+                                    params: mi.params().into_iter().map(|p| p.name).collect(),
+                                },
+                                Err(e) => ModuleFile::Unreadable(format!("{e:#}")),
+                            }
+                        } else {
+                            ModuleFile::File {
+                                path: format!("/{dir}/{relpath}"),
+                                params: Vec::new(),
+                            }
+                        }
+                    }
+                };
+                files.insert(name.to_string(), entry);
+            }
+        }
+        Err(e) => {
+            for name in MODULES_OF_INTEREST {
+                files.insert(name.to_string(), ModuleFile::Unreadable(format!("{e:#}")));
+            }
+        }
+    }
+    Modules {
+        loaded,
+        builtin,
+        sys_module,
+        dir: format!("/{dir}"),
+        files,
+    }
+}
+
+fn param_names(fields: &[(String, String)]) -> Vec<String> {
+    let mut v: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "parm" || k == "parmtype")
+        .filter_map(|(_, v)| v.split_once(':').map(|(n, _)| n.to_string()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn read_modprobe(root: &HostRoot) -> Vec<(String, parse::modprobe::ModprobeFile)> {
+    let mut files = Vec::new();
+    for dir in [
+        "etc/modprobe.d",
+        "run/modprobe.d",
+        "usr/local/lib/modprobe.d",
+        "lib/modprobe.d",
+        "usr/lib/modprobe.d",
+    ] {
+        if let Probe::Ok(names) = root.read_dir(dir) {
+            for n in names {
+                if let Probe::Ok(text) = root.read(&format!("{dir}/{n}")) {
+                    files.push((format!("/{dir}"), n, text));
+                }
+            }
+        }
+    }
+    parse::modprobe::merge_order(files)
+}
+
+/// modules-load.d(5): `*.conf` in etc/, run/, usr/local/lib/, usr/lib/ (a name in an earlier
+/// directory hides the same name later), plus Debian's `/etc/modules`. Lines are module names;
+/// `#` and `;` start comments.
+fn read_modules_load(root: &HostRoot) -> Vec<(String, Vec<String>)> {
+    let names_of = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split(['#', ';']).next().unwrap_or("").trim())
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for dir in [
+        "etc/modules-load.d",
+        "run/modules-load.d",
+        "usr/local/lib/modules-load.d",
+        "usr/lib/modules-load.d",
+        "lib/modules-load.d",
+    ] {
+        if let Probe::Ok(names) = root.read_dir(dir) {
+            for n in names.into_iter().filter(|n| n.ends_with(".conf")) {
+                if !seen.insert(n.clone()) {
+                    continue;
+                }
+                let rel = format!("{dir}/{n}");
+                if let Probe::Ok(t) = root.read(&rel) {
+                    out.push((HostRoot::display(&rel), names_of(&t)));
+                }
+            }
+        }
+    }
+    if let Probe::Ok(t) = root.read("etc/modules") {
+        out.push(("/etc/modules".to_string(), names_of(&t)));
+    }
+    out
+}
+
+fn read_iommu_groups(root: &HostRoot) -> Probe<Vec<IommuGroup>> {
+    root.read_dir("sys/kernel/iommu_groups").map(|names| {
+        let mut groups: Vec<IommuGroup> = names
+            .into_iter()
+            .filter_map(|n| {
+                let number = n.parse().ok()?;
+                let base = format!("sys/kernel/iommu_groups/{n}");
+                Some(IommuGroup {
+                    number,
+                    name: root.read_attr(&format!("{base}/name")).into_ok(),
+                    devices: root
+                        .read_dir(&format!("{base}/devices"))
+                        .into_ok()
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
+        groups.sort_by_key(|g| g.number);
+        groups
+    })
+}
+
+fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
+    root.read_dir("sys/class/mdev_bus").map(|names| {
+        names
+            .into_iter()
+            .map(|parent| {
+                let base = format!("sys/class/mdev_bus/{parent}/mdev_supported_types");
+                let types = root.read_dir(&base).map(|ids| {
+                    ids.into_iter()
+                        .map(|id| {
+                            let t = format!("{base}/{id}");
+                            let description = root.read(&format!("{t}/description")).into_ok();
+                            MdevType {
+                                name: root.read_attr(&format!("{t}/name")).into_ok(),
+                                gvt: description.as_deref().and_then(parse::mdev_desc::parse),
+                                description,
+                                available_instances: root
+                                    .read_attr(&format!("{t}/available_instances"))
+                                    .and_then(|v| match v.parse() {
+                                        Ok(n) => Probe::Ok(n),
+                                        Err(_) => Probe::Invalid(format!(
+                                            "available_instances is {v:?}, not a number"
+                                        )),
+                                    }),
+                                device_api: root.read_attr(&format!("{t}/device_api")).into_ok(),
+                                devices: root
+                                    .read_dir(&format!("{t}/devices"))
+                                    .into_ok()
+                                    .unwrap_or_default(),
+                                id,
+                            }
+                        })
+                        .collect()
+                });
+                MdevParent {
+                    name: parent,
+                    types,
+                }
+            })
+            .collect()
+    })
+}
+
+fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
+    root.read_dir("sys/bus/mdev/devices").map(|names| {
+        names
+            .into_iter()
+            .map(|uuid| {
+                let base = format!("sys/bus/mdev/devices/{uuid}");
+                let type_link = root.read_link(&format!("{base}/mdev_type")).into_ok();
+                // .../0000:00:02.0/mdev_supported_types/i915-GVTg_V5_4
+                let (parent, mdev_type) = match &type_link {
+                    Some(t) => {
+                        let parts: Vec<&str> = t.trim_end_matches('/').rsplit('/').collect();
+                        (
+                            parts.get(2).map(|s| s.to_string()),
+                            parts.first().map(|s| s.to_string()),
+                        )
+                    }
+                    None => (None, None),
+                };
+                MdevDevice {
+                    iommu_group: root
+                        .link_name(&format!("{base}/iommu_group"))
+                        .into_ok()
+                        .and_then(|g| g.parse().ok()),
+                    driver: root.link_name(&format!("{base}/driver")).into_ok(),
+                    uuid,
+                    mdev_type,
+                    parent,
+                }
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_sizes() {
+        let r = "0x00000000f6000000 0x00000000f6ffffff 0x0000000000140204\n0x0000000000000000 0x0000000000000000 0x0000000000000000\n0x00000000e0000000 0x00000000efffffff 0x000000000014220c\n";
+        assert_eq!(parse_resource(r), vec![16 << 20, 0, 256 << 20]);
+    }
+
+    #[test]
+    fn passwd_and_group() {
+        let u = parse_passwd("root:x:0:0:root:/root:/bin/bash\nlibvirt-qemu:x:64055:108:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin\nbroken\n");
+        assert_eq!(u.len(), 2);
+        assert_eq!(u[1].uid, 64055);
+        let g = parse_group("kvm:x:108:libvirt-qemu,alice\nempty:x:5:\n");
+        assert_eq!(g[0].members, vec!["libvirt-qemu", "alice"]);
+        assert!(g[1].members.is_empty());
+    }
+
+    #[test]
+    fn missing_tree_gives_probes_not_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Snapshot::collect(&HostRoot::at(d.path()).unwrap());
+        assert!(s.cpuinfo.is_missing());
+        assert!(s.mdev_parents.is_missing());
+        assert!(s.intel_igds().is_empty());
+    }
+}

@@ -1,0 +1,422 @@
+//! Kernel log records in the shapes users and tools produce.
+//!
+//! Recognised per line, in this order:
+//! 1. `/dev/kmsg` (Documentation/ABI/testing/dev-kmsg, kernel/printk/printk.c
+//!    `info_print_ext_header()` / `msg_add_ext_text()`): `prio,seq,ts_usec,flags[,more];text`.
+//!    `prio` holds the facility in its high bits and the level in its low 3 bits. Bytes
+//!    below 0x20 (except newline), 0x7f and up, and `\` itself are escaped as `\xNN` and are
+//!    decoded here. Following lines that start with a space are the record's dictionary
+//!    (` SUBSYSTEM=pci`, ` DEVICE=+pci:0000:00:02.0`) and are dropped.
+//! 2. A syslog priority prefix `<N>` (`dmesg -r`, console captures), level = N & 7.
+//! 3. `dmesg -x` decoding prefix `kern  :info  : `, which names the level.
+//! 4. `dmesg` timestamps `[    1.234567]` (seconds since boot → `ts_usec`) and `dmesg -T`
+//!    wall-clock `[Mon Jan  2 03:04:05 2023]` (kept out of `ts_usec`, which is time since
+//!    boot). A paste that lost the opening `[` (`  578.101534] text`) is accepted too.
+//! 5. journalctl / syslog: `<time...> <host> kernel: text`, where the time part contains an
+//!    `HH:MM:SS` clock (localised month names like `Mär` are fine), or an elided `...`;
+//!    a `<N>` or bracket after `kernel:` (kern.log) is then handled as in 2 and 4.
+//!    `journalctl -o short-monotonic` (`[ 1.2] host kernel: text`) is not unwrapped: a
+//!    single word before "kernel:" is too ambiguous.
+//! 6. Anything else is a plain record: the whole line as text, no timestamp.
+//!
+//! Blank lines are not records. Invalid UTF-8 is decoded lossily. Every loop walks the
+//! input once, so time and memory are linear in its size.
+
+use serde::Serialize;
+
+/// One kernel log record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// Log level 0 (emerg) ..= 7 (debug), when the format carries it.
+    pub level: Option<u8>,
+    /// `/dev/kmsg` sequence number.
+    pub seq: Option<u64>,
+    /// Microseconds since boot (`/dev/kmsg` field or `dmesg` `[sec.usec]`).
+    pub ts_usec: Option<u64>,
+    /// The message text, prefixes removed.
+    pub text: String,
+    /// 1-based line of the record in the input.
+    pub line: usize,
+}
+
+/// Decodes `\xNN` escapes as `/dev/kmsg` writes them; other backslashes stay.
+fn decode_kmsg_escapes(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'\\' && bytes.get(i + 1) == Some(&b'x') {
+            let hex = bytes
+                .get(i + 2..i + 4)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+/// `prio,seq,ts_usec,flags[,...];` → (level, seq, ts_usec, message bytes).
+fn parse_kmsg_header(line: &[u8]) -> Option<(u8, u64, u64, &[u8])> {
+    let semi = line.iter().position(|&b| b == b';')?;
+    let header = std::str::from_utf8(line.get(..semi)?).ok()?;
+    let msg = line.get(semi + 1..)?;
+    let mut fields = header.split(',');
+    let prio: u64 = fields.next()?.parse().ok()?;
+    let seq: u64 = fields.next()?.parse().ok()?;
+    let ts: u64 = fields.next()?.parse().ok()?;
+    // The flags field is present in every kernel that has /dev/kmsg ('-', 'c', '+').
+    let flags = fields.next()?;
+    if flags.len() > 2 {
+        return None;
+    }
+    let level = u8::try_from(prio & 7).ok()?;
+    Some((level, seq, ts, msg))
+}
+
+fn level_from_name(name: &str) -> Option<u8> {
+    Some(match name {
+        "emerg" => 0,
+        "alert" => 1,
+        "crit" => 2,
+        "err" => 3,
+        "warn" => 4,
+        "notice" => 5,
+        "info" => 6,
+        "debug" => 7,
+        _ => return None,
+    })
+}
+
+/// `<N>` prefix.
+fn strip_syslog_prio(s: &str) -> Option<(u8, &str)> {
+    let rest = s.strip_prefix('<')?;
+    let end = rest.find('>')?;
+    let n: u32 = rest.get(..end)?.parse().ok()?;
+    let level = u8::try_from(n & 7).ok()?;
+    Some((level, rest.get(end + 1..)?))
+}
+
+/// `kern  :info  : ` prefix of `dmesg -x`.
+fn strip_dmesg_decode(s: &str) -> Option<(u8, &str)> {
+    let (fac, rest) = s.split_once(':')?;
+    let (lvl, rest) = rest.split_once(':')?;
+    let fac = fac.trim();
+    let facilities = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+        "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+        "local7",
+    ];
+    if !facilities.contains(&fac) {
+        return None;
+    }
+    let level = level_from_name(lvl.trim())?;
+    Some((level, rest.strip_prefix(' ').unwrap_or(rest)))
+}
+
+/// `[ 1.234567] rest` (monotonic) or `[Mon Jan  2 03:04:05 2023] rest` (wall clock).
+/// Returns (ts_usec if monotonic, rest).
+fn strip_bracket(s: &str) -> Option<(Option<u64>, &str)> {
+    let trimmed = s.trim_start();
+    let (inner, rest) = match trimmed.strip_prefix('[') {
+        Some(after) => {
+            let end = after.find(']')?;
+            (after.get(..end)?, after.get(end + 1..)?)
+        }
+        None => {
+            // A paste that lost the '[': only accept a clear `digits.digits]`.
+            let end = trimmed.find(']')?;
+            let inner = trimmed.get(..end)?;
+            if !inner.trim().contains('.')
+                || !inner.trim().chars().all(|c| c.is_ascii_digit() || c == '.')
+            {
+                return None;
+            }
+            (inner, trimmed.get(end + 1..)?)
+        }
+    };
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let inner = inner.trim();
+    if let Some((secs, frac)) = inner.split_once('.') {
+        if !secs.is_empty()
+            && !frac.is_empty()
+            && secs.chars().all(|c| c.is_ascii_digit())
+            && frac.chars().all(|c| c.is_ascii_digit())
+        {
+            let secs: u64 = secs.parse().ok()?;
+            // Pad or cut the fraction to microseconds.
+            let mut usec: u64 = 0;
+            for i in 0..6 {
+                let d = frac.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
+                usec = usec * 10 + d;
+            }
+            let ts = secs
+                .checked_mul(1_000_000)
+                .and_then(|s| s.checked_add(usec));
+            return Some((ts, rest));
+        }
+    }
+    // dmesg -T: contains a clock and a year.
+    if has_clock(inner) && inner.split_whitespace().count() >= 4 {
+        return Some((None, rest));
+    }
+    None
+}
+
+/// Contains `HH:MM:SS` (also as part of an ISO timestamp).
+fn has_clock(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(8).any(|w| {
+        let d = |i: usize| w.get(i).is_some_and(u8::is_ascii_digit);
+        d(0) && d(1)
+            && w.get(2) == Some(&b':')
+            && d(3)
+            && d(4)
+            && w.get(5) == Some(&b':')
+            && d(6)
+            && d(7)
+    })
+}
+
+/// `Jan 02 03:04:05 host kernel: text` / `2023-01-02T03:04:05+0100 host kernel: text` /
+/// `... kernel: text`. The part before `kernel:` must hold a clock (or be `...`), so that a
+/// message merely containing "kernel:" is left alone.
+fn strip_journal(s: &str) -> Option<&str> {
+    let idx = s
+        .find(" kernel: ")
+        .or_else(|| s.find(" kernel:").filter(|i| s.len() == i + 8))?;
+    let prefix = s.get(..idx)?.trim();
+    let tokens = prefix.split_whitespace().count();
+    if !(prefix == "..." || ((2..=6).contains(&tokens) && has_clock(prefix))) {
+        return None;
+    }
+    let rest = s.get(idx + " kernel:".len()..)?;
+    Some(rest.strip_prefix(' ').unwrap_or(rest))
+}
+
+fn parse_text_line(s: &str, line: usize) -> Record {
+    let mut level = None;
+    let mut ts_usec = None;
+    let mut rest = s;
+
+    if let Some((l, r)) = strip_syslog_prio(rest) {
+        level = Some(l);
+        rest = r;
+    }
+    if let Some((l, r)) = strip_dmesg_decode(rest) {
+        level = Some(l);
+        rest = r;
+    }
+    let mut bracket_seen = false;
+    if let Some((ts, r)) = strip_bracket(rest) {
+        ts_usec = ts;
+        rest = r;
+        bracket_seen = true;
+    }
+    if let Some(r) = strip_journal(rest) {
+        rest = r;
+        if !bracket_seen {
+            if let Some((l, r)) = strip_syslog_prio(rest) {
+                level = level.or(Some(l));
+                rest = r;
+            }
+            if let Some((ts, r)) = strip_bracket(rest) {
+                ts_usec = ts;
+                rest = r;
+            }
+        }
+    }
+    Record {
+        level,
+        seq: None,
+        ts_usec,
+        text: rest.to_string(),
+        line,
+    }
+}
+
+/// Parses kernel log text in any of the supported shapes; never fails.
+pub fn parse(bytes: &[u8]) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut in_kmsg_record = false;
+    for (idx, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line_no = idx + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if in_kmsg_record && raw.first() == Some(&b' ') {
+            // Dictionary line of the previous /dev/kmsg record.
+            continue;
+        }
+        in_kmsg_record = false;
+        if let Some((level, seq, ts, msg)) = parse_kmsg_header(raw) {
+            in_kmsg_record = true;
+            let text = String::from_utf8_lossy(&decode_kmsg_escapes(msg)).into_owned();
+            out.push(Record {
+                level: Some(level),
+                seq: Some(seq),
+                ts_usec: Some(ts),
+                text,
+                line: line_no,
+            });
+            continue;
+        }
+        let text = String::from_utf8_lossy(raw);
+        if text.trim().is_empty() {
+            continue;
+        }
+        out.push(parse_text_line(&text, line_no));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn texts(r: &[Record]) -> Vec<&str> {
+        r.iter().map(|r| r.text.as_str()).collect()
+    }
+
+    #[test]
+    fn dev_kmsg_records() {
+        let input = b"6,1234,5678901,-;i915 0000:00:02.0: MDEV: Registered\n \
+SUBSYSTEM=pci\n DEVICE=+pci:0000:00:02.0\n\
+3,1235,5679000,-,caller=T1;gvt: fail to alloc high gm space from host\n\
+14,1236,5679001,c;user \\x5c path \\xe2\\x9c\\x93 tab\\x09end\n\
+plain line\n not-a-dict-after-plain\n";
+        let r = parse(input);
+        assert_eq!(r.len(), 5);
+        assert_eq!(r[0].level, Some(6));
+        assert_eq!(r[0].seq, Some(1234));
+        assert_eq!(r[0].ts_usec, Some(5_678_901));
+        assert_eq!(r[0].text, "i915 0000:00:02.0: MDEV: Registered");
+        assert_eq!(r[1].level, Some(3));
+        assert_eq!(r[1].line, 4);
+        // facility user (1) << 3 | info (6) = 14 → level 6
+        assert_eq!(r[2].level, Some(6));
+        assert_eq!(r[2].text, "user \\ path ✓ tab\tend");
+        // dictionary lines only follow /dev/kmsg records
+        assert_eq!(r[3].text, "plain line");
+        assert_eq!(r[4].text, " not-a-dict-after-plain");
+        assert_eq!(r[4].seq, None);
+    }
+
+    #[test]
+    fn dmesg_brackets() {
+        let r = parse(sample!("dmesg/gvt-linux-21-skl-mdev-registered.txt").as_bytes());
+        let reg = r
+            .iter()
+            .find(|r| r.text.ends_with("MDEV: Registered"))
+            .unwrap();
+        assert_eq!(reg.ts_usec, Some(2_210_865));
+        assert_eq!(reg.text, "i915 0000:00:02.0: MDEV: Registered");
+        assert!(r[0].text.starts_with("Command line: BOOT_IMAGE="));
+        assert_eq!(r[0].ts_usec, Some(0));
+    }
+
+    #[test]
+    fn dmesg_short_fraction_and_lost_bracket() {
+        let r = parse(sample!("dmesg/gvt-linux-3-golden-hw-state-kbl.txt").as_bytes());
+        let fw = r
+            .iter()
+            .find(|r| r.text.contains("golden_hw_state"))
+            .unwrap();
+        assert_eq!(fw.ts_usec, Some(2_678_635));
+        assert!(fw
+            .text
+            .starts_with("i915 0000:00:02.0: Direct firmware load"));
+        // comment lines stay plain records
+        assert!(r[0].text.starts_with("# context:"));
+        assert_eq!(r[0].ts_usec, None);
+
+        let r = parse(sample!("dmesg/gvt-linux-74-mdev-added-iommu-group.txt").as_bytes());
+        assert_eq!(r[0].ts_usec, Some(578_101_534));
+        assert!(r[0].text.starts_with("iommu: Adding device"));
+    }
+
+    #[test]
+    fn dmesg_t_wall_clock() {
+        let r = parse(sample!("dmesg/i915-sriov-dkms-288-guc-tlb-timeout.txt").as_bytes());
+        assert!(r[0]
+            .text
+            .starts_with("i915 0000:00:02.0: [drm] *ERROR* GT0: GUC: TLB invalidation"));
+        assert_eq!(r[0].ts_usec, None);
+    }
+
+    #[test]
+    fn journalctl_localised_and_elided() {
+        let r = parse(sample!("dmesg/i915-sriov-dkms-58-enable-guc-7-undocumented.txt").as_bytes());
+        assert!(r.iter().any(|r| r.text
+            == "i915 0000:00:02.0: [drm] Incompatible option enable_guc=7 - undocumented flag"));
+        let r = parse(sample!("dmesg/virtualbox-kvm-21-n100-enable-gvt-with-sriov.txt").as_bytes());
+        assert_eq!(r[0].text, "Run /init as init process");
+        let r =
+            parse(sample!("dmesg/archwiki-intel-graphics-guc-submission-gvt-fail.txt").as_bytes());
+        assert!(r
+            .iter()
+            .any(|r| r.text == "i915: probe of 0000:00:02.0 failed with error -5"));
+        // `# journalctl` stays a plain line
+        assert_eq!(r[0].text, "# journalctl");
+    }
+
+    #[test]
+    fn plain_lines_without_timestamps() {
+        let r = parse(sample!("dmesg/gvt-linux-225-glk-j4125-unsupported.txt").as_bytes());
+        assert_eq!(
+            r[0].text,
+            "i915 0000:00:02.0: [drm] Unsupported device. GVT-g is disabled"
+        );
+        assert_eq!((r[0].ts_usec, r[0].level), (None, None));
+    }
+
+    #[test]
+    fn prefixes_combined() {
+        let r = parse(
+            b"<6>[    1.5] x\n<3>plain err\nkern  :err   : [  2.000001] y\n\
+Jan  2 03:04:05 host kernel: [    3.25] z\n[    4.0] host kernel: w\n\
+2023-01-02T03:04:05+0100 myhost kernel: iso\n\xff\xfe bad utf8\n\n   \n",
+        );
+        let got: Vec<(Option<u8>, Option<u64>, &str)> = r
+            .iter()
+            .map(|r| (r.level, r.ts_usec, r.text.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(6), Some(1_500_000), "x"),
+                (Some(3), None, "plain err"),
+                (Some(3), Some(2_000_001), "y"),
+                (None, Some(3_250_000), "z"),
+                // short-monotonic journal output is not unwrapped (too ambiguous)
+                (None, Some(4_000_000), "host kernel: w"),
+                (None, None, "iso"),
+                (None, None, "\u{fffd}\u{fffd} bad utf8"),
+            ]
+        );
+        assert_eq!(texts(&r).len(), 7);
+        assert_eq!(r[6].line, 7);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_bytes(b in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = parse(&b);
+        }
+
+        #[test]
+        fn never_panics_str(s in ".{0,300}") {
+            let _ = parse(s.as_bytes());
+        }
+
+        #[test]
+        fn never_panics_log_like(s in "([0-9]{1,3}|,|;|\\[|\\]|\\.|<|>| |\n|kernel: |:|\\\\x[0-9a-f]{0,2}|-|c|kern|info){0,80}") {
+            for r in parse(s.as_bytes()) {
+                prop_assert!(r.line >= 1);
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Test support: build a small host tree in a temp dir and snapshot it, and read the real-world
+//! samples under `testdata/real-world` (each file's first line names its source and is dropped).
+
+use std::path::Path;
+
+use crate::host::{HostRoot, Snapshot};
+
+/// A host tree under construction.
+pub struct Tree {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
+impl Tree {
+    /// An empty tree.
+    pub fn new() -> Tree {
+        Tree {
+            dir: tempfile::tempdir().expect("creating a temp dir"),
+        }
+    }
+
+    /// Its root directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (parents created).
+    pub fn file(&mut self, rel: &str, content: &str) -> &mut Self {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("a path with a parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+        self
+    }
+
+    /// Creates a directory.
+    pub fn dir(&mut self, rel: &str) -> &mut Self {
+        std::fs::create_dir_all(self.dir.path().join(rel)).expect("mkdir");
+        self
+    }
+
+    /// Creates a symlink (parents created).
+    pub fn link(&mut self, rel: &str, target: &str) -> &mut Self {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("a path with a parent")).expect("mkdir");
+        std::os::unix::fs::symlink(target, p).expect("symlink");
+        self
+    }
+
+    /// Snapshot of the tree.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::collect(&HostRoot::at(self.dir.path()).expect("tree root"))
+    }
+}
+
+/// Builds a tree with `f` and snapshots it.
+pub fn snapshot_with(f: impl FnOnce(&mut Tree)) -> Snapshot {
+    let mut t = Tree::new();
+    f(&mut t);
+    t.snapshot()
+}
+
+/// A real-world sample without its source line.
+pub fn sample(rel: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/real-world")
+        .join(rel);
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    match text.split_once('\n') {
+        Some((_, rest)) => rest.to_string(),
+        None => String::new(),
+    }
+}

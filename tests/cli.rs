@@ -1,0 +1,194 @@
+//! The command line as users and scripts meet it: exit codes, formats, errors.
+
+use std::process::{Command, Output};
+
+fn gvtg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gvtg"))
+        .args(args)
+        .env_remove("GVTG_ROOT")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("running gvtg")
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/fixtures/{name}/root", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn healthy_host_exits_0_and_broken_host_exits_1() {
+    let ok = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("bdw-healthy"),
+        "--color",
+        "never",
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    let bad = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("skl-no-enable-gvt"),
+        "--color",
+        "never",
+    ]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stdout(&bad));
+    assert!(stdout(&bad).contains("How to fix:"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["doctor", "--bogus"],
+        vec!["doctor", "--only", "no.such-check"],
+        vec!["explain", "no.such-check"],
+        vec!["doctor", "--root", "/nonexistent/tree"],
+        vec!["frobnicate"],
+    ] {
+        let o = gvtg(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!o.stderr.is_empty(), "{args:?} printed no error");
+    }
+    let o = gvtg(&["doctor", "--only", "mdev.type"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Did you mean 'mdev.types'"));
+}
+
+#[test]
+fn only_and_skip_select_checks() {
+    let o = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("bdw-healthy"),
+        "--json",
+        "--only",
+        "cpu.generation,gpu.igd",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["cpu.generation", "gpu.igd"]);
+    let o = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("bdw-healthy"),
+        "--json",
+        "--skip",
+        "kernel.log",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["checks"].as_array().unwrap().len(), 13);
+}
+
+#[test]
+fn prometheus_format() {
+    let o = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("skl-no-enable-gvt"),
+        "--format",
+        "prometheus",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = stdout(&o);
+    assert!(
+        t.contains("gvtg_check_status{check=\"i915.enable-gvt\",status=\"fail\"} 1"),
+        "{t}"
+    );
+    assert!(t.contains("gvtg_doctor_exit_code 1"));
+    assert_eq!(
+        t.lines()
+            .filter(|l| l.starts_with("gvtg_check_status{"))
+            .count(),
+        14 * 5
+    );
+}
+
+#[test]
+fn color_always_colours_and_never_does_not() {
+    let c = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("bdw-healthy"),
+        "--color",
+        "always",
+    ]);
+    assert!(stdout(&c).contains("\u{1b}["));
+    let n = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("bdw-healthy"),
+        "--color",
+        "never",
+    ]);
+    assert!(!stdout(&n).contains("\u{1b}["));
+}
+
+#[test]
+fn explain_prints_the_embedded_document() {
+    let o = gvtg(&["explain", "mdev.types"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("# mdev.types"));
+    let l = gvtg(&["explain", "--list"]);
+    assert_eq!(stdout(&l).lines().count(), 14);
+}
+
+#[test]
+fn completions_and_man_page() {
+    let o = gvtg(&["completions", "bash"]);
+    assert!(stdout(&o).contains("gvtg"));
+    assert!(stdout(&o).contains("doctor"));
+    let m = gvtg(&["man"]);
+    assert!(stdout(&m).contains(".TH gvtg"));
+}
+
+#[test]
+fn live_smoke_test_completes_with_a_valid_report() {
+    // The only test that reads the build machine itself: it asserts nothing about the verdicts,
+    // only that the doctor completes and the report is well formed.
+    let o = gvtg(&["doctor", "--json"]);
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["host"]["live"], true);
+    assert_eq!(v["checks"].as_array().unwrap().len(), 14);
+}
+
+#[test]
+fn broken_pipe_is_not_an_error() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gvtg"))
+        .args(["explain", "kernel.log"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.is_empty() || !err.contains("panicked"), "{err}");
+    assert!(matches!(status.code(), Some(0)), "{status:?} {err}");
+}
