@@ -18,7 +18,7 @@ fn bench(c: &mut Criterion) {
         .expect("fixtures/")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('_'))
+        .filter(|n| !n.starts_with('_') && dir.join(n).join("root").is_dir())
         .collect();
     names.sort();
     let mut g = c.benchmark_group("doctor-fixture");

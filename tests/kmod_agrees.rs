@@ -989,3 +989,23 @@ fn malformed_indexes_name_file_and_line() {
         std::fs::remove_file(root.join(d).join(file)).expect("rm");
     }
 }
+
+#[test]
+fn streaming_lookup_agrees_with_the_full_index() {
+    // `locate_modules` (one pass over modules.dep, used by the doctor and `gvtg modinfo NAME`)
+    // must find exactly what the full index finds, for every module of the kernel.
+    let rel = release();
+    let root = Path::new("/");
+    let index = ModuleIndex::load(root, &rel).expect("index");
+    let names: Vec<String> = index.names().map(str::to_string).collect();
+    assert!(names.len() > 1000, "only {} modules", names.len());
+    for chunk in names.chunks(50) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let found = gvtg::kmod::depmod::locate_modules(root, &rel, &refs).expect("scan");
+        for n in chunk {
+            assert_eq!(found.get(n), index.locate_module(n).as_ref(), "{n}");
+        }
+    }
+    let none = gvtg::kmod::depmod::locate_modules(root, &rel, &["no_such_module_xyz"]).unwrap();
+    assert!(none.is_empty());
+}

@@ -45,16 +45,34 @@ impl Severity {
     }
 }
 
+/// One or several literal substrings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Literals {
+    /// One substring.
+    One(String),
+    /// Any of these.
+    Any(Vec<String>),
+}
+
+impl Literals {
+    fn as_slice(&self) -> &[String] {
+        match self {
+            Literals::One(s) => std::slice::from_ref(s),
+            Literals::Any(v) => v,
+        }
+    }
+}
+
 /// One known kernel-log message.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pattern {
     /// Stable id.
     pub id: String,
-    /// Substring to look for.
-    #[serde(default)]
-    pub contains: Option<String>,
-    /// Regex to look for (when a substring cannot express it).
+    /// Substring(s) to look for: the cheap filter.
+    pub contains: Literals,
+    /// Optional regex a filtered record must also match.
     #[serde(default)]
     pub regex: Option<String>,
     /// How bad.
@@ -67,7 +85,7 @@ pub struct Pattern {
     /// Where the message comes from.
     pub source: String,
     #[serde(skip)]
-    compiled: Option<regex::Regex>,
+    compiled: OnceLock<Option<regex::Regex>>,
 }
 
 #[derive(Deserialize)]
@@ -76,26 +94,19 @@ struct File {
     pattern: Vec<Pattern>,
 }
 
-/// The embedded pattern table, parsed and compiled once. A broken table is a build-time bug,
-/// caught by the tests below; at run time it degrades to "no patterns" with an error verdict.
+/// The embedded pattern table, parsed once. Regexes are validated by the tests below and
+/// compiled lazily; a broken table is a build-time bug that degrades, at run time, to an error
+/// verdict rather than a panic.
 pub fn patterns() -> Result<&'static [Pattern], &'static str> {
     static P: OnceLock<Result<Vec<Pattern>, String>> = OnceLock::new();
     P.get_or_init(|| {
-        let mut f: File =
+        let f: File =
             toml::from_str(PATTERNS_TOML).map_err(|e| format!("checks/kernel-log.toml: {e}"))?;
-        for p in &mut f.pattern {
-            match (&p.contains, &p.regex) {
-                (Some(_), None) => {}
-                (None, Some(r)) => {
-                    p.compiled =
-                        Some(regex::Regex::new(r).map_err(|e| format!("pattern {}: {e}", p.id))?)
-                }
-                _ => {
-                    return Err(format!(
-                        "pattern {} needs exactly one of contains/regex",
-                        p.id
-                    ))
-                }
+        for p in &f.pattern {
+            if p.contains.as_slice().iter().any(|c| c.is_empty())
+                || p.contains.as_slice().is_empty()
+            {
+                return Err(format!("pattern {} has an empty `contains`", p.id));
             }
         }
         Ok(f.pattern)
@@ -106,14 +117,66 @@ pub fn patterns() -> Result<&'static [Pattern], &'static str> {
 }
 
 impl Pattern {
-    /// Whether a log line matches.
+    /// The literal filter(s).
+    pub fn literals(&self) -> &[String] {
+        self.contains.as_slice()
+    }
+
+    /// Whether a log line matches: contains one literal and, when there is a regex, matches it.
+    /// An invalid regex (caught by the tests) never matches.
     pub fn matches(&self, line: &str) -> bool {
-        match (&self.contains, &self.compiled) {
-            (Some(c), _) => line.contains(c.as_str()),
-            (None, Some(r)) => r.is_match(line),
-            _ => false,
+        if !self.literals().iter().any(|c| line.contains(c.as_str())) {
+            return false;
+        }
+        match &self.regex {
+            None => true,
+            Some(r) => self
+                .compiled
+                .get_or_init(|| regex::Regex::new(r).ok())
+                .as_ref()
+                .is_some_and(|re| re.is_match(line)),
         }
     }
+}
+
+/// One automaton over every pattern's literals, so each record is scanned once instead of once
+/// per pattern (a live log has thousands of records; the table has dozens of patterns).
+/// Returns the automaton and, per literal, the index of its pattern.
+fn literal_matcher(
+    pats: &'static [Pattern],
+) -> Option<&'static (aho_corasick::AhoCorasick, Vec<usize>)> {
+    static M: OnceLock<Option<(aho_corasick::AhoCorasick, Vec<usize>)>> = OnceLock::new();
+    M.get_or_init(|| {
+        let mut lits = Vec::new();
+        let mut owner = Vec::new();
+        for (i, p) in pats.iter().enumerate() {
+            for l in p.literals() {
+                lits.push(l.as_str());
+                owner.push(i);
+            }
+        }
+        aho_corasick::AhoCorasick::new(&lits)
+            .ok()
+            .map(|ac| (ac, owner))
+    })
+    .as_ref()
+}
+
+/// Indices of the patterns that match `line`, in table order.
+fn matching(pats: &'static [Pattern], line: &str) -> Vec<usize> {
+    let mut hit: Vec<usize> = match literal_matcher(pats) {
+        Some((ac, owner)) => ac
+            .find_overlapping_iter(line)
+            .filter_map(|m| owner.get(m.pattern().as_usize()).copied())
+            .collect(),
+        // Building the automaton cannot fail for plain literals; if it ever did, fall back to
+        // testing each pattern.
+        None => (0..pats.len()).collect(),
+    };
+    hit.sort_unstable();
+    hit.dedup();
+    hit.retain(|&i| pats.get(i).is_some_and(|p| p.matches(line)));
+    hit
 }
 
 fn check_kernel_log(s: &Snapshot, _: &Prior) -> Outcome {
@@ -134,8 +197,11 @@ fn check_kernel_log(s: &Snapshot, _: &Prior) -> Outcome {
     // (pattern, count, first line)
     let mut hits: Vec<(&Pattern, usize, &str)> = Vec::new();
     for r in records {
-        for p in pats {
-            if p.matches(&r.text) {
+        for p in matching(pats, &r.text)
+            .into_iter()
+            .filter_map(|i| pats.get(i))
+        {
+            {
                 match hits.iter_mut().find(|(q, _, _)| q.id == p.id) {
                     Some(h) => h.1 += 1,
                     None => hits.push((p, 1, &r.text)),
@@ -233,6 +299,13 @@ mod tests {
         let mut ids = std::collections::BTreeSet::new();
         for x in p {
             assert!(ids.insert(&x.id), "duplicate pattern id {}", x.id);
+            if let Some(r) = &x.regex {
+                assert!(
+                    regex::Regex::new(r).is_ok(),
+                    "{}: regex does not compile",
+                    x.id
+                );
+            }
             if x.severity != Severity::Info {
                 assert!(x.remedy.is_some(), "{} has no remedy", x.id);
             }
@@ -273,6 +346,23 @@ mod tests {
                 .any(|e| e.excerpt.contains("golden_hw_state")),
             "{o:?}"
         );
+    }
+
+    #[test]
+    fn automaton_agrees_with_pattern_by_pattern_matching() {
+        let pats = patterns().unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/real-world/dmesg");
+        let mut lines = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            for line in text.lines() {
+                let naive: Vec<usize> =
+                    (0..pats.len()).filter(|&i| pats[i].matches(line)).collect();
+                assert_eq!(matching(pats, line), naive, "{line}");
+                lines += 1;
+            }
+        }
+        assert!(lines > 200);
     }
 
     #[test]

@@ -47,7 +47,9 @@ fn known_messages(out: &mut dyn Write) -> anyhow::Result<()> {
             "- `{}` [{}] {} — {} (source: {})",
             p.id,
             p.severity.label(),
-            p.contains.as_deref().or(p.regex.as_deref()).unwrap_or(""),
+            p.regex
+                .clone()
+                .unwrap_or_else(|| p.literals().join("` | `")),
             p.meaning,
             p.source
         )?;

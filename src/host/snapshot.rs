@@ -541,6 +541,56 @@ fn parse_resource(text: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The configuration symbols any check reads. A distribution config has ~10,000 lines; keeping
+/// only these makes parsing it a small fraction of the doctor's time.
+pub const KCONFIG_WANTED: &[&str] = &[
+    "DRM_I915",
+    "DRM_I915_GVT",
+    "DRM_I915_GVT_KVMGT",
+    "VFIO",
+    "VFIO_MDEV",
+    "VFIO_MDEV_DEVICE",
+    "VFIO_IOMMU_TYPE1",
+    "VFIO_PCI",
+    "VFIO_GROUP",
+    "VFIO_DEVICE_CDEV",
+    "IOMMUFD",
+    "KVM",
+    "KVM_INTEL",
+    "KVM_AMD",
+    "INTEL_IOMMU",
+    "INTEL_IOMMU_DEFAULT_ON",
+    "INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF",
+    "AMD_IOMMU",
+    "MODULES",
+];
+
+/// Parses only the lines of [`KCONFIG_WANTED`] symbols (`CONFIG_X=…` or `# CONFIG_X is not set`),
+/// keeping their line numbers.
+fn parse_kconfig_wanted(text: &str) -> parse::kconfig::Kconfig {
+    let mut kept = String::new();
+    let mut map = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let rest = line
+            .strip_prefix("CONFIG_")
+            .or_else(|| line.strip_prefix("# CONFIG_"));
+        let Some(rest) = rest else { continue };
+        let name = rest.split(['=', ' ']).next().unwrap_or("");
+        if KCONFIG_WANTED.contains(&name) {
+            kept.push_str(line);
+            kept.push('\n');
+            map.push(n + 1);
+        }
+    }
+    let mut kc = parse::kconfig::parse(&kept);
+    for (_, (_, line)) in kc.values.iter_mut() {
+        if let Some(real) = map.get(line.saturating_sub(1)) {
+            *line = *real;
+        }
+    }
+    kc
+}
+
 fn read_kconfig(
     root: &HostRoot,
     release: Option<&str>,
@@ -548,7 +598,7 @@ fn read_kconfig(
     if let Some(rel) = release {
         let p = format!("boot/config-{rel}");
         match root.read(&p) {
-            Probe::Ok(t) => return Probe::Ok((HostRoot::display(&p), parse::kconfig::parse(&t))),
+            Probe::Ok(t) => return Probe::Ok((HostRoot::display(&p), parse_kconfig_wanted(&t))),
             Probe::Missing => {}
             Probe::Denied => return Probe::Denied,
             Probe::Invalid(m) => return Probe::Invalid(m),
@@ -561,7 +611,7 @@ fn read_kconfig(
             let mut out = String::new();
             let mut d = flate2::read::GzDecoder::new(&gz[..]).take(super::root::MAX_READ);
             match d.read_to_string(&mut out) {
-                Ok(_) => Probe::Ok(("/proc/config.gz".into(), parse::kconfig::parse(&out))),
+                Ok(_) => Probe::Ok(("/proc/config.gz".into(), parse_kconfig_wanted(&out))),
                 Err(e) => Probe::Invalid(format!("/proc/config.gz: {e}")),
             }
         }
@@ -604,10 +654,10 @@ fn read_modules(root: &HostRoot, release: Option<&str>) -> Modules {
             .collect::<BTreeSet<_>>()
     });
     let mut files = BTreeMap::new();
-    match kmod::ModuleIndex::load(root.base(), rel) {
-        Ok(index) => {
+    match kmod::depmod::locate_modules(root.base(), rel, MODULES_OF_INTEREST) {
+        Ok(mut found) => {
             for name in MODULES_OF_INTEREST {
-                let entry = match index.locate(name) {
+                let entry = match found.remove(*name) {
                     None => ModuleFile::Absent,
                     Some(kmod::Located::Builtin { fields }) => ModuleFile::Builtin {
                         params: param_names(&fields),
@@ -825,6 +875,27 @@ mod tests {
     fn resource_sizes() {
         let r = "0x00000000f6000000 0x00000000f6ffffff 0x0000000000140204\n0x0000000000000000 0x0000000000000000 0x0000000000000000\n0x00000000e0000000 0x00000000efffffff 0x000000000014220c\n";
         assert_eq!(parse_resource(r), vec![16 << 20, 0, 256 << 20]);
+    }
+
+    #[test]
+    fn kconfig_filter_keeps_wanted_symbols_with_real_line_numbers() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/kconfig/config-6.1.0-56-amd64"
+        ))
+        .unwrap();
+        let full = parse::kconfig::parse(&text);
+        let kc = parse_kconfig_wanted(&text);
+        for k in KCONFIG_WANTED {
+            assert_eq!(kc.get(k), full.get(k), "{k}");
+            assert_eq!(
+                kc.values.get(*k).map(|v| v.1),
+                full.values.get(*k).map(|v| v.1),
+                "{k} line"
+            );
+        }
+        assert!(kc.enabled("DRM_I915_GVT_KVMGT"));
+        assert!(kc.values.len() <= KCONFIG_WANTED.len());
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub enum Located {
 #[derive(Debug)]
 struct DepEntry {
     rel: String,
-    deps: Vec<String>,
+    deps: String,
 }
 
 /// `alias PATTERN module` lines, with a fast path for literal patterns.
@@ -253,9 +253,11 @@ impl ModuleIndex {
                 continue;
             }
             order.push(name.clone());
+            // Dependencies stay one string until a lookup needs them: splitting every line
+            // into owned words was most of the cost of loading a distribution's index.
             let entry = DepEntry {
                 rel: rel.to_string(),
-                deps: rest.split_whitespace().map(str::to_string).collect(),
+                deps: rest.trim().to_string(),
             };
             deps.insert(name, entry);
         }
@@ -428,7 +430,7 @@ impl ModuleIndex {
             return Some(Located::File {
                 path,
                 rel: e.rel.clone(),
-                deps: e.deps.clone(),
+                deps: e.deps.split_whitespace().map(str::to_string).collect(),
             });
         }
         if self.builtin.contains(&norm) {
@@ -485,6 +487,104 @@ impl ModuleIndex {
             }),
         }
     }
+}
+
+/// Whether `stem` (a file-name stem from modules.dep) names module `norm` (already normalised),
+/// comparing `-` and `_` as equal without allocating.
+fn stem_is(stem: &str, norm: &str) -> bool {
+    stem.len() == norm.len()
+        && stem
+            .bytes()
+            .zip(norm.bytes())
+            .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+}
+
+/// Locates a few modules by *module name* (no aliases, like `modinfo -m`) with one streaming
+/// pass over modules.dep, then modules.builtin for the rest, without building the whole index.
+/// This is what the doctor and `gvtg modinfo NAME` need: a distribution's modules.dep has
+/// thousands of lines, and indexing all of them to answer one question costs more than the
+/// question. The first modules.dep line of a name wins, as in [`ModuleIndex::load`].
+/// Names in neither file are absent from the result.
+pub fn locate_modules(
+    root: &Path,
+    release: &str,
+    names: &[&str],
+) -> Result<HashMap<String, Located>> {
+    if release.is_empty() || release.contains('/') || release == "." || release == ".." {
+        bail!("invalid kernel release {release:?}");
+    }
+    let dir = root.join("lib/modules").join(release);
+    let dep_path = dir.join("modules.dep");
+    let dep_bytes = read_optional(&dep_path)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} not found (is kernel {release} installed, and depmod run?)",
+            dep_path.display()
+        )
+    })?;
+    let wanted: Vec<String> = names.iter().map(|n| normalize_name(n)).collect();
+    let mut found: HashMap<String, Located> = HashMap::new();
+    for (n, line) in text(&dep_path, &dep_bytes)?.lines().enumerate() {
+        if found.len() == wanted.len() {
+            break;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((rel, rest)) = line.split_once(':') else {
+            bail!("{}:{}: missing ':' in {line:?}", dep_path.display(), n + 1);
+        };
+        let rel = rel.trim();
+        let stem = rel
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .split('.')
+            .next()
+            .unwrap_or("");
+        let Some(w) = wanted.iter().find(|w| stem_is(stem, w)) else {
+            continue;
+        };
+        if found.contains_key(w) {
+            continue;
+        }
+        let path = match rel.strip_prefix('/') {
+            Some(abs) => root.join(abs),
+            None => dir.join(rel),
+        };
+        found.insert(
+            w.clone(),
+            Located::File {
+                path,
+                rel: rel.to_string(),
+                deps: rest.split_whitespace().map(str::to_string).collect(),
+            },
+        );
+    }
+    let rest: Vec<&String> = wanted.iter().filter(|w| !found.contains_key(*w)).collect();
+    if rest.is_empty() {
+        return Ok(found);
+    }
+    let builtin_path = dir.join("modules.builtin");
+    let Some(bytes) = read_optional(&builtin_path)? else {
+        return Ok(found);
+    };
+    let builtin: Vec<String> = text(&builtin_path, &bytes)?
+        .lines()
+        .filter_map(|l| path_to_modname(l.trim()))
+        .collect();
+    let builtin_rest: Vec<&String> = rest.into_iter().filter(|w| builtin.contains(w)).collect();
+    if builtin_rest.is_empty() {
+        return Ok(found);
+    }
+    // modules.builtin.modinfo is small (tens of KB); reuse the full index's reading of it so the
+    // "first contiguous block" rule stays in one place.
+    let index = ModuleIndex::load(root, release)?;
+    for w in builtin_rest {
+        if let Some(l) = index.locate_module(w) {
+            found.insert(w.clone(), l);
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

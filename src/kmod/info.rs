@@ -88,6 +88,15 @@ pub fn modinfo(root: &Path, release: &str, name_or_path: &str) -> Result<ModInfo
         };
         return modinfo_file(&path);
     }
+    // Fast path: a module name found by one pass over modules.dep. Built-ins and aliases need
+    // the whole index.
+    if let Ok(found) = super::depmod::locate_modules(root, release, &[name_or_path]) {
+        if let Some(super::depmod::Located::File { path, .. }) = found.into_values().next() {
+            let mut mi = modinfo_file(&path)?;
+            mi.name = super::depmod::normalize_name(name_or_path);
+            return Ok(mi);
+        }
+    }
     ModuleIndex::load(root, release)?.modinfo(name_or_path)
 }
 
