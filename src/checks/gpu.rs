@@ -24,10 +24,10 @@ pub fn aperture_mb(d: &PciDevice) -> Option<u64> {
         .map(|s| s >> 20)
 }
 
-fn describe(d: &PciDevice) -> String {
+/// `[8086:5912] class 030000, driver i915` (or `, no driver`).
+fn ids_class_driver(d: &PciDevice) -> String {
     format!(
-        "{} [{:04x}:{:04x}] class {:06x}{}",
-        d.address,
+        "[{:04x}:{:04x}] class {:06x}{}",
         d.vendor,
         d.device,
         d.class,
@@ -36,6 +36,10 @@ fn describe(d: &PciDevice) -> String {
             .map(|x| format!(", driver {x}"))
             .unwrap_or_else(|| ", no driver".into())
     )
+}
+
+fn describe(d: &PciDevice) -> String {
+    format!("{} {}", d.address, ids_class_driver(d))
 }
 
 fn check_gpu_igd(s: &Snapshot, _: &Prior) -> Outcome {
@@ -56,14 +60,8 @@ fn check_gpu_igd(s: &Snapshot, _: &Prior) -> Outcome {
             o.push(
                 format!("/sys/bus/pci/devices/{}", d.address),
                 format!(
-                    "[{:04x}:{:04x}] class {:06x}{} — not a display controller, so not an iGPU",
-                    d.vendor,
-                    d.device,
-                    d.class,
-                    d.driver
-                        .as_deref()
-                        .map(|x| format!(", driver {x}"))
-                        .unwrap_or_default()
+                    "{} — not a display controller, so not an iGPU",
+                    ids_class_driver(d)
                 ),
             );
         }

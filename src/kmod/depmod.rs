@@ -221,17 +221,7 @@ impl ModuleIndex {
     /// modules.builtin.modinfo). If a module name appears twice in
     /// modules.dep the first line wins.
     pub fn load(root: &Path, release: &str) -> Result<ModuleIndex> {
-        if release.is_empty() || release.contains('/') || release == "." || release == ".." {
-            bail!("invalid kernel release {release:?}");
-        }
-        let dir = root.join("lib/modules").join(release);
-        let dep_path = dir.join("modules.dep");
-        let dep_bytes = read_optional(&dep_path)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} not found (is kernel {release} installed, and depmod run?)",
-                dep_path.display()
-            )
-        })?;
+        let (dir, dep_path, dep_bytes) = read_modules_dep(root, release)?;
         let mut deps = HashMap::new();
         let mut order = Vec::new();
         for (n, line) in text(&dep_path, &dep_bytes)?.lines().enumerate() {
@@ -489,6 +479,23 @@ impl ModuleIndex {
     }
 }
 
+/// Validates `release` (one path component) and reads `<root>/lib/modules/<release>/modules.dep`.
+/// Returns the module directory, the file's path and its bytes.
+fn read_modules_dep(root: &Path, release: &str) -> Result<(PathBuf, PathBuf, Vec<u8>)> {
+    if release.is_empty() || release.contains('/') || release == "." || release == ".." {
+        bail!("invalid kernel release {release:?}");
+    }
+    let dir = root.join("lib/modules").join(release);
+    let dep_path = dir.join("modules.dep");
+    let dep_bytes = read_optional(&dep_path)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} not found (is kernel {release} installed, and depmod run?)",
+            dep_path.display()
+        )
+    })?;
+    Ok((dir, dep_path, dep_bytes))
+}
+
 /// Whether `stem` (a file-name stem from modules.dep) names module `norm` (already normalised),
 /// comparing `-` and `_` as equal without allocating.
 fn stem_is(stem: &str, norm: &str) -> bool {
@@ -510,17 +517,7 @@ pub fn locate_modules(
     release: &str,
     names: &[&str],
 ) -> Result<HashMap<String, Located>> {
-    if release.is_empty() || release.contains('/') || release == "." || release == ".." {
-        bail!("invalid kernel release {release:?}");
-    }
-    let dir = root.join("lib/modules").join(release);
-    let dep_path = dir.join("modules.dep");
-    let dep_bytes = read_optional(&dep_path)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{} not found (is kernel {release} installed, and depmod run?)",
-            dep_path.display()
-        )
-    })?;
+    let (dir, dep_path, dep_bytes) = read_modules_dep(root, release)?;
     let wanted: Vec<String> = names.iter().map(|n| normalize_name(n)).collect();
     let mut found: HashMap<String, Located> = HashMap::new();
     for (n, line) in text(&dep_path, &dep_bytes)?.lines().enumerate() {
