@@ -419,7 +419,8 @@ fn merge_side_nodes(
     Probe::Ok(map)
 }
 
-fn parse_os_release(text: &str) -> BTreeMap<String, String> {
+/// `KEY=value` pairs of an os-release file, quotes removed.
+pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| {
             let l = l.trim();
@@ -524,7 +525,7 @@ fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
 }
 
 /// sysfs `resource`: one line per resource, `start end flags` in hex; size = end - start + 1.
-fn parse_resource(text: &str) -> Vec<u64> {
+pub fn parse_resource(text: &str) -> Vec<u64> {
     text.lines()
         .take(6)
         .map(|l| {
@@ -792,7 +793,8 @@ fn read_iommu_groups(root: &HostRoot) -> Probe<Vec<IommuGroup>> {
     })
 }
 
-fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
+/// Reads every mdev parent and its types under `/sys/class/mdev_bus`.
+pub fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
     root.read_dir("sys/class/mdev_bus").map(|names| {
         names
             .into_iter()
@@ -834,7 +836,8 @@ fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
     })
 }
 
-fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
+/// Reads every existing mdev under `/sys/bus/mdev/devices`.
+pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
     root.read_dir("sys/bus/mdev/devices").map(|names| {
         names
             .into_iter()
