@@ -643,7 +643,7 @@ fn create_error(root: &HostRoot, r: &Resolved, uuid: &str, e: &WriteError) -> St
             "the kernel refused {uuid:?} (EINVAL): a malformed UUID, or the {} driver refused the request (see `dmesg`)",
             r.mdev_type.id
         ),
-        Some(ENODEV) => format!(
+        Some(ENODEV) | Some(ENOENT) => format!(
             "the parent {} is gone (ENODEV): its driver was unbound or unloaded; check `gvtg vgpu types`",
             r.parent
         ),
@@ -1340,6 +1340,32 @@ mod tests {
         );
         r.unwrap();
         assert!(text.contains("mtty-2"), "{text}");
+    }
+
+    #[test]
+    fn kernel_errors_name_cause_and_remedy() {
+        let t = gvt_tree(0);
+        let root = HostRoot::at(t.path()).unwrap();
+        let r = resolve_type(&root, "GVTg_V5_4", None).unwrap();
+        let msg = |errno| {
+            create_error(
+                &root,
+                &r,
+                U,
+                &WriteError {
+                    errno: Some(errno),
+                    message: "writing x".into(),
+                },
+            )
+        };
+        use nix::libc::*;
+        assert!(msg(ENOSPC).contains("(ENOSPC)") && msg(ENOSPC).contains("aperture 256 MB"));
+        assert!(msg(EEXIST).contains("already in use by another mdev (EEXIST)"));
+        assert!(msg(EINVAL).contains("malformed UUID"));
+        assert!(msg(ENODEV).contains("is gone"));
+        assert!(msg(EACCES).contains("needs root") && msg(EPERM).contains("needs root"));
+        assert!(msg(EUSERS).contains("instance limit"));
+        assert!(msg(EIO).contains("refused"));
     }
 
     #[test]

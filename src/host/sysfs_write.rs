@@ -60,12 +60,24 @@ pub fn write_attr(root: &HostRoot, rel: &str, value: &[u8]) -> Result<(), WriteE
     };
     let path = root.path_for_write(rel).map_err(|e| fail(e, "resolving"))?;
     // O_NOFOLLOW: the attribute itself is a regular file in sysfs; a symlink there is not ours.
+    // In a captured tree also O_NONBLOCK, so a FIFO planted as `create` cannot make us wait,
+    // and the opened node must be a regular file.
+    let mut flags = nix::libc::O_NOFOLLOW;
+    if !root.is_live() {
+        flags |= nix::libc::O_NONBLOCK;
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .truncate(!root.is_live())
-        .custom_flags(nix::libc::O_NOFOLLOW)
+        .custom_flags(flags)
         .open(&path)
         .map_err(|e| fail(e, "opening"))?;
+    if !root.is_live() && !f.metadata().map_err(|e| fail(e, "inspecting"))?.is_file() {
+        return Err(WriteError {
+            errno: None,
+            message: format!("{shown} is not a regular file in the captured tree"),
+        });
+    }
     let n = loop {
         match f.write(value) {
             Ok(n) => break n,
@@ -179,6 +191,11 @@ mod tests {
         );
         std::os::unix::fs::symlink(outside.path().join("create"), d.path().join("link")).unwrap();
         assert!(write_attr(&r, "link", b"x").is_err(), "O_NOFOLLOW");
+        nix::unistd::mkfifo(&d.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(
+            write_attr(&r, "fifo", b"x").is_err(),
+            "a FIFO is refused, not waited on"
+        );
     }
 
     #[test]
