@@ -345,6 +345,38 @@ fn vgpu_on_sample_mdev_drivers_under_qemu() {
         "U3GONE",
     );
 
+    // A holder of /dev/vfio/GROUP: in use, remove refused.
+    let held: Value = serde_json::from_str(section(&log, "HELDLIST")).unwrap_or(Value::Null);
+    expect(
+        held["mdevs"].as_array().is_some_and(|v| {
+            v.iter().any(|m| {
+                m["uuid"] == U1
+                    && m["in_use"] == true
+                    && m["holders"][0]["comm"] == "sleep"
+                    && m["holders"][0]["node"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("/dev/vfio/"))
+            })
+        }),
+        "list: U1 in use by the sleep holding its group node",
+        "HELDLIST",
+    );
+    expect(
+        rc(&log, "HELDREMOVE") == Some(2)
+            && stderr(&log, "HELDREMOVE").contains("it is in use (pid "),
+        "remove refused while held",
+        "HELDREMOVE",
+    );
+    // A failed --persist removes the device it just created.
+    expect(
+        rc(&log, "PERSISTFAIL") == Some(2)
+            && stderr(&log, "PERSISTFAIL")
+                .contains("removed 44444444-5555-4666-8777-888888888888 again")
+            && section(&log, "U4GONE") == "absent",
+        "a failed --persist leaves no device",
+        "PERSISTFAIL",
+    );
+
     // remove.
     expect(
         rc(&log, "REMOVE") == Some(0) && section(&log, "U1GONE") == "absent",

@@ -585,8 +585,20 @@ fn resolve_type(root: &HostRoot, want: &str, parent: Option<&str>) -> anyhow::Re
 fn aperture_text(root: &HostRoot, r: &Resolved) -> String {
     let existing = r.mdev_type.devices.len();
     let Some(g) = &r.mdev_type.gvt else {
+        // Types of one parent usually share its resources (mtty's 24 ports, mbochs' memory),
+        // so count the other types' instances too.
+        let others: usize = read_mdev_parents(root)
+            .into_ok()
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.name == r.parent)
+            .flat_map(|p| p.types.ok().cloned().unwrap_or_default())
+            .filter(|t| t.id != r.mdev_type.id)
+            .map(|t| t.devices.len())
+            .sum();
         return format!(
-            "{existing} instance(s) of this type exist; remove one (gvtg vgpu remove UUID) or pick another type"
+            "{existing} instance(s) of this type and {others} of other types exist on {}; remove one (gvtg vgpu remove UUID) or pick a smaller type",
+            r.parent
         );
     };
     let mut s = format!(
@@ -876,7 +888,7 @@ fn remove(root: &HostRoot, uuid: &str, persist: bool, out: &mut dyn Write) -> an
         Some(d) => {
             match holders(root, d) {
                 Ok(h) if !h.is_empty() => bail!(
-                    "removing mdev {uuid}: a VM holds it ({}); shut the VM down first",
+                    "removing mdev {uuid}: it is in use ({}); shut the VM down (or stop that process) first",
                     h.iter()
                         .map(|h| format!(
                             "pid {} {} has {} open",
@@ -1261,7 +1273,7 @@ mod tests {
             },
         );
         let e = format!("{:#}", r.unwrap_err());
-        assert!(e.contains("a VM holds it") && e.contains("4242"), "{e}");
+        assert!(e.contains("it is in use") && e.contains("pid 4242"), "{e}");
         let t = mdev_tree(false);
         let (r, out) = run_in(
             &t,

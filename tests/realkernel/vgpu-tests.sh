@@ -26,8 +26,23 @@ printf 'filled %s more mtty-2\n' "$n"
 run EXHAUSTED gvtg vgpu create mtty-2 --parent mtty --uuid $U3
 run RAWKERNEL gvtg vgpu create mtty-2 --parent mtty --uuid $U3 --no-precheck
 run U3GONE sh -c "if test -e /sys/bus/mdev/devices/$U3; then echo present; else echo absent; fi"
+# A process holding the VFIO group node makes the mdev "in use": list says so, remove refuses.
+g=$(basename "$(readlink /sys/bus/mdev/devices/$U1/iommu_group)")
+sleep 60 5<"/dev/vfio/$g" &
+holder=$!
+sleep 1
+run HELDLIST gvtg vgpu list --json
+run HELDREMOVE gvtg vgpu remove $U1
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
 run REMOVE gvtg vgpu remove $U1
 run U1GONE sh -c "if test -e /sys/bus/mdev/devices/$U1; then echo present; else echo absent; fi"
 run REMOVEPERSIST gvtg vgpu remove $U2 --persist
 run U2DEF sh -c "if test -e /etc/mdevctl.d/mtty/$U2; then echo present; else echo absent; fi"
+# A persist step that fails takes the new device away again: a file where mdevctl's parent
+# directory should be makes writing the definition fail.
+U4=44444444-5555-4666-8777-888888888888
+: >/etc/mdevctl.d/mbochs
+run PERSISTFAIL gvtg vgpu create mbochs-small --parent mbochs --uuid $U4 --persist
+run U4GONE sh -c "if test -e /sys/bus/mdev/devices/$U4; then echo present; else echo absent; fi"
 run QEMUARGS gvtg vgpu qemu-args $U1
