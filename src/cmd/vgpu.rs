@@ -355,7 +355,7 @@ pub fn holders(root: &HostRoot, dev: &MdevDevice) -> Result<Vec<Holder>, String>
     let pids = match root.read_dir("proc") {
         Probe::Ok(p) => p,
         Probe::Missing => return Ok(Vec::new()),
-        other => return Err(other.describe_failure("/proc")),
+        other => return Err(other.describe_failure(&HostRoot::display("proc"))),
     };
     let mut found = Vec::new();
     for pid in pids {
