@@ -39,6 +39,10 @@ pub enum ColorChoice {
 pub enum Command {
     /// Run the ordered GVT-g checks on this host (or a captured tree) and say what to fix.
     Doctor(DoctorArgs),
+    /// Turn failing checks into a reviewed plan and apply it safely (dry run by default).
+    Fix(crate::cmd::fix::FixArgs),
+    /// List vGPU types and instances, create, remove and persist vGPUs, emit libvirt XML.
+    Vgpu(crate::cmd::vgpu::VgpuArgs),
     /// Explain a check: what it reads, why it matters, how to fix it.
     Explain(ExplainArgs),
     /// Print a kernel module's .modinfo fields, found the way modprobe finds it.

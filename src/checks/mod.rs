@@ -20,7 +20,7 @@ mod iommu;
 mod kernel;
 mod libvirt;
 pub mod log;
-mod mdev;
+pub mod mdev;
 mod modules;
 mod params;
 pub mod support;

@@ -8,7 +8,9 @@ use crate::host::HostRoot;
 
 pub mod doctor;
 pub mod explain;
+pub mod fix;
 pub mod modinfo;
+pub mod vgpu;
 
 /// What every command gets.
 pub struct Ctx {
@@ -41,6 +43,8 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     };
     match &cli.command {
         Command::Doctor(a) => doctor::run(a, &make_ctx()?, out),
+        Command::Fix(a) => fix::run(a, &make_ctx()?, out),
+        Command::Vgpu(a) => vgpu::run(a, &make_ctx()?, out),
         Command::Explain(a) => explain::run(a, out),
         Command::Modinfo(a) => modinfo::run(a, &make_ctx()?, out),
         Command::Completions(a) => {

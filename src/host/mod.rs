@@ -7,6 +7,7 @@ pub mod probe;
 pub mod root;
 pub mod sidefile;
 pub mod snapshot;
+pub mod sysfs_write;
 
 pub use probe::Probe;
 pub use root::HostRoot;

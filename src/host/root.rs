@@ -140,6 +140,34 @@ impl HostRoot {
         }
     }
 
+    /// The real path to open for a write under `rel`, refusing any path that leaves the root.
+    /// On a live host this is `rel` under `/` as is (sysfs paths go through symlinks such as
+    /// `/sys/class/mdev_bus/P`); in a captured tree the parent directory is canonicalised and must
+    /// stay inside the tree, so a planted symlink cannot redirect a write elsewhere.
+    pub fn path_for_write(&self, rel: &str) -> std::io::Result<PathBuf> {
+        let p = self.path(rel);
+        if self.live {
+            return Ok(p);
+        }
+        let (parent, name) = match (p.parent(), p.file_name()) {
+            (Some(d), Some(n)) => (d, n.to_owned()),
+            _ => {
+                return Err(std::io::Error::other(format!(
+                    "{} has no parent",
+                    Self::display(rel)
+                )))
+            }
+        };
+        let parent = parent.canonicalize()?;
+        if !parent.starts_with(&self.canonical) {
+            return Err(std::io::Error::other(format!(
+                "{} resolves outside the captured tree",
+                Self::display(rel)
+            )));
+        }
+        Ok(parent.join(name))
+    }
+
     /// Reads a whole file as bytes (bounded by [`MAX_READ`]).
     pub fn read_bytes(&self, rel: &str) -> Probe<Vec<u8>> {
         let p = match self.resolve(rel) {

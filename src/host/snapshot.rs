@@ -419,7 +419,8 @@ fn merge_side_nodes(
     Probe::Ok(map)
 }
 
-fn parse_os_release(text: &str) -> BTreeMap<String, String> {
+/// `KEY=value` pairs of an os-release file, quotes removed.
+pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| {
             let l = l.trim();
@@ -524,7 +525,7 @@ fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
 }
 
 /// sysfs `resource`: one line per resource, `start end flags` in hex; size = end - start + 1.
-fn parse_resource(text: &str) -> Vec<u64> {
+pub fn parse_resource(text: &str) -> Vec<u64> {
     text.lines()
         .take(6)
         .map(|l| {
@@ -792,7 +793,8 @@ fn read_iommu_groups(root: &HostRoot) -> Probe<Vec<IommuGroup>> {
     })
 }
 
-fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
+/// Reads every mdev parent and its types under `/sys/class/mdev_bus`.
+pub fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
     root.read_dir("sys/class/mdev_bus").map(|names| {
         names
             .into_iter()
@@ -834,21 +836,30 @@ fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
     })
 }
 
-fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
+/// Reads every existing mdev under `/sys/bus/mdev/devices`.
+pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
     root.read_dir("sys/bus/mdev/devices").map(|names| {
         names
             .into_iter()
             .map(|uuid| {
                 let base = format!("sys/bus/mdev/devices/{uuid}");
                 let type_link = root.read_link(&format!("{base}/mdev_type")).into_ok();
-                // .../0000:00:02.0/mdev_supported_types/i915-GVTg_V5_4
+                // The kernel links `mdev_type` relative to the device's real directory (which
+                // sits under its parent): `../mdev_supported_types/mtty-2`; captured trees may
+                // hold the long form `.../0000:00:02.0/mdev_supported_types/i915-GVTg_V5_4`.
+                // Resolve it against where the device really is, then read the parent off it.
+                let dev_dir = match root.read_link(&base).into_ok() {
+                    Some(l) => format!("sys/bus/mdev/devices/{l}"),
+                    None => base.clone(),
+                };
                 let (parent, mdev_type) = match &type_link {
                     Some(t) => {
-                        let parts: Vec<&str> = t.trim_end_matches('/').rsplit('/').collect();
-                        (
-                            parts.get(2).map(|s| s.to_string()),
-                            parts.first().map(|s| s.to_string()),
-                        )
+                        let full = if t.starts_with('/') {
+                            t.clone()
+                        } else {
+                            format!("{dev_dir}/{t}")
+                        };
+                        mdev_type_parts(&full)
                     }
                     None => (None, None),
                 };
@@ -867,9 +878,42 @@ fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
     })
 }
 
+/// (parent, type) from a path ending in `PARENT/mdev_supported_types/TYPE`, after resolving
+/// `.` and `..` textually.
+fn mdev_type_parts(path: &str) -> (Option<String>, Option<String>) {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let n = parts.len();
+    let ty = parts.last().map(|s| s.to_string());
+    let parent =
+        (n >= 3 && parts[n - 2] == "mdev_supported_types").then(|| parts[n - 3].to_string());
+    (parent, ty)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mdev_type_link_forms() {
+        let want = (Some("mtty".to_string()), Some("mtty-2".to_string()));
+        assert_eq!(
+            mdev_type_parts("sys/bus/mdev/devices/../../../devices/virtual/mtty/mtty/U/../mdev_supported_types/mtty-2"),
+            want
+        );
+        assert_eq!(
+            mdev_type_parts("sys/bus/mdev/devices/U/../../../devices/pci0000:00/0000:00:02.0/mdev_supported_types/i915-GVTg_V5_4").0,
+            Some("0000:00:02.0".to_string())
+        );
+    }
 
     #[test]
     fn resource_sizes() {

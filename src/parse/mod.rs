@@ -29,6 +29,7 @@ macro_rules! sample {
 
 pub mod cmdline;
 pub mod cpuinfo;
+pub mod domain_xml;
 pub mod grub;
 pub mod kconfig;
 pub mod kmsg;

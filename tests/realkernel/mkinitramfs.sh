@@ -6,6 +6,14 @@
 #
 # RELEASE defaults to $GVTG_TEST_KERNEL_RELEASE, else the first /lib/modules/REL
 # that has modules.dep and a matching /boot/vmlinuz-REL.
+#
+# Optional environment (all unset for the doctor test):
+#   GVTG_RK_MODULES    modules to load instead of the default list (their
+#                      dependencies come from modprobe --show-depends)
+#   GVTG_RK_EXTRA_KO   space-separated out-of-tree .ko files, insmod'ed after
+#                      the modules, in the order given (kmod does not know them)
+#   GVTG_RK_TESTS      a shell fragment that /init sources instead of running
+#                      the doctor/modinfo commands; it may use run NAME CMD...
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,7 +44,7 @@ gzip=$(rk_find_prog gzip) || rk_die "gzip not found"
 ldd=$(rk_find_prog ldd) || rk_die "ldd (libc-bin) not found"
 
 # Modules the test loads, in this order; kvm_intel is expected to fail under TCG.
-modules="kvm kvm_intel vfio vfio_iommu_type1 mdev i915 kvmgt"
+modules=${GVTG_RK_MODULES:-"kvm kvm_intel vfio vfio_iommu_type1 mdev i915 kvmgt"}
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/gvtg-initramfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -107,6 +115,16 @@ for m in $modules; do
         printf '%s\n' "$path" >>"$stage/etc/gvtg-test/modules.list"
     done <<<"$deps"
 done
+for ko in ${GVTG_RK_EXTRA_KO:-}; do
+    [ -f "$ko" ] || rk_die "extra module $ko not found"
+    mkdir -p "$stage$moddir/extra"
+    cp -L "$ko" "$stage$moddir/extra/"
+    printf '%s\n' "$moddir/extra/$(basename "$ko")" >>"$stage/etc/gvtg-test/modules.list"
+done
+if [ -n "${GVTG_RK_TESTS:-}" ]; then
+    [ -f "$GVTG_RK_TESTS" ] || rk_die "test fragment $GVTG_RK_TESTS not found"
+    cp "$GVTG_RK_TESTS" "$stage/etc/gvtg-test/tests.sh"
+fi
 for f in modules.dep modules.builtin modules.builtin.modinfo modules.alias modules.order modules.softdep modules.devname; do
     if [ -f "$moddir/$f" ]; then
         copy_same_path "$moddir/$f"
@@ -250,10 +268,14 @@ run() {
 if [ ! -x /usr/bin/gvtg ]; then
     printf 'gvtg binary missing from the initramfs\n'
 fi
-run JSON gvtg doctor --json
-cp /tmp/JSON.out /tmp/doctor.json 2>/dev/null
-run TEXT gvtg doctor --color never -v
-run MODINFO gvtg modinfo kvmgt
+if [ -f /etc/gvtg-test/tests.sh ]; then
+    . /etc/gvtg-test/tests.sh
+else
+    run JSON gvtg doctor --json
+    cp /tmp/JSON.out /tmp/doctor.json 2>/dev/null
+    run TEXT gvtg doctor --color never -v
+    run MODINFO gvtg modinfo kvmgt
+fi
 
 printf '=====GVTG-INIT-DONE=====\n'
 sync
