@@ -852,7 +852,7 @@ pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
                     Some(l) => format!("sys/bus/mdev/devices/{l}"),
                     None => base.clone(),
                 };
-                let (parent, mdev_type) = match &type_link {
+                let (mut parent, mut mdev_type) = match &type_link {
                     Some(t) => {
                         let full = if t.starts_with('/') {
                             t.clone()
@@ -863,6 +863,18 @@ pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
                     }
                     None => (None, None),
                 };
+                // A captured tree may hold the device as a plain directory under
+                // sys/bus/mdev/devices, where a relative link resolves to nonsense. The parent's
+                // own listing is authoritative: the type whose `devices/` holds this UUID.
+                let known = parent
+                    .as_ref()
+                    .is_some_and(|p| root.exists(&format!("sys/class/mdev_bus/{p}")));
+                if !known {
+                    if let Some((p, t)) = find_listing_parent(root, &uuid) {
+                        parent = Some(p);
+                        mdev_type = Some(t);
+                    }
+                }
                 MdevDevice {
                     iommu_group: root
                         .link_name(&format!("{base}/iommu_group"))
@@ -876,6 +888,19 @@ pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
             })
             .collect()
     })
+}
+
+/// The (parent, type) whose `mdev_supported_types/TYPE/devices/` lists `uuid`.
+fn find_listing_parent(root: &HostRoot, uuid: &str) -> Option<(String, String)> {
+    for p in root.read_dir("sys/class/mdev_bus").into_ok()? {
+        let base = format!("sys/class/mdev_bus/{p}/mdev_supported_types");
+        for t in root.read_dir(&base).into_ok().unwrap_or_default() {
+            if root.exists(&format!("{base}/{t}/devices/{uuid}")) {
+                return Some((p, t));
+            }
+        }
+    }
+    None
 }
 
 /// (parent, type) from a path ending in `PARENT/mdev_supported_types/TYPE`, after resolving
