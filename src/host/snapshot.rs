@@ -968,6 +968,24 @@ mod tests {
     }
 
     #[test]
+    fn mdev_parent_falls_back_to_the_parents_listing() {
+        let u = "5a4ccd5b-6d0c-4b7e-9c38-1c2e5f5d1a01";
+        let mut t = crate::testing::Tree::new();
+        t.dir(&format!(
+            "sys/class/mdev_bus/0000:00:02.0/mdev_supported_types/i915-GVTg_V5_4/devices/{u}"
+        ));
+        // A plain directory where the real host has a symlink: the kernel's relative link
+        // would resolve to sys/bus/mdev/devices/mdev_supported_types/…
+        t.link(
+            &format!("sys/bus/mdev/devices/{u}/mdev_type"),
+            "../mdev_supported_types/i915-GVTg_V5_4",
+        );
+        let d = t.snapshot().mdev_devices.into_ok().unwrap();
+        assert_eq!(d[0].parent.as_deref(), Some("0000:00:02.0"));
+        assert_eq!(d[0].mdev_type.as_deref(), Some("i915-GVTg_V5_4"));
+    }
+
+    #[test]
     fn passwd_and_group() {
         let u = parse_passwd("root:x:0:0:root:/root:/bin/bash\nlibvirt-qemu:x:64055:108:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin\nbroken\n");
         assert_eq!(u.len(), 2);
