@@ -7,72 +7,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-pub mod common {
-    use super::*;
-
-    /// Every path under `dir` → (mode, bytes; empty for directories), minus the lock, the
-    /// journal and temp-file leftovers.
-    pub fn tree(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
-        let mut out = BTreeMap::new();
-        fn walk(base: &Path, d: &Path, out: &mut BTreeMap<String, (u32, Vec<u8>)>) {
-            for e in fs::read_dir(d).unwrap() {
-                let e = e.unwrap();
-                let p = e.path();
-                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-                if rel == "run" || rel.starts_with("run/") || rel.starts_with("var") {
-                    continue;
-                }
-                let m = fs::symlink_metadata(&p).unwrap();
-                let mode = m.permissions().mode() & 0o7777;
-                if m.is_dir() {
-                    out.insert(rel + "/", (mode, Vec::new()));
-                    walk(base, &p, out);
-                } else if m.file_type().is_symlink() {
-                    let t = fs::read_link(&p).unwrap();
-                    out.insert(rel, (0, t.to_string_lossy().as_bytes().to_vec()));
-                } else {
-                    out.insert(rel, (mode, fs::read(&p).unwrap()));
-                }
-            }
-        }
-        walk(dir, dir, &mut out);
-        out
-    }
-
-    pub fn copy_fixture(name: &str) -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        let src = format!("{}/fixtures/{name}/root/.", env!("CARGO_MANIFEST_DIR"));
-        let st = Command::new("cp")
-            .args(["-a", &src, &d.path().to_string_lossy()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        d
-    }
-
-    pub fn gvtg(root: &Path, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_gvtg"))
-            .args(args)
-            .arg("--root")
-            .arg(root)
-            .env_remove("GVTG_ROOT")
-            .env_remove("GVTG_FAILPOINT")
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("running gvtg")
-    }
-
-    pub fn text(o: &Output) -> String {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    }
-}
-
+mod common;
 use common::*;
 
 /// Path → (mode, bytes).
@@ -94,7 +31,7 @@ fn roundtrip(root: &Path) -> (String, String, Tree, serde_json::Value) {
     let orig = tree(root);
     let dry = gvtg(root, &["fix"]);
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
-    assert_eq!(tree(root), orig, "the dry run changed the tree");
+    assert_same(&tree(root), &orig, "the dry run changed the tree");
     let dry = text(&dry);
     assert!(dry.contains("Dry run: nothing was changed"), "{dry}");
 
@@ -109,7 +46,7 @@ fn roundtrip(root: &Path) -> (String, String, Tree, serde_json::Value) {
         "{}",
         text(&again)
     );
-    assert_eq!(tree(root), fixed, "a second --yes changed something");
+    assert_same(&tree(root), &fixed, "a second --yes changed something");
 
     let doc = gvtg(root, &["doctor", "--json"]);
     let doctor: serde_json::Value = serde_json::from_slice(&doc.stdout).unwrap();
@@ -385,7 +322,7 @@ fn nixos_prints_a_snippet_that_nix_parses() {
     let orig = tree(r);
     let out = gvtg(r, &["fix", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(tree(r), orig, "NixOS: nothing is edited");
+    assert_same(&tree(r), &orig, "NixOS: nothing is edited");
     let t = text(&out);
     let start = t.find("# gvtg fix: Intel GVT-g").expect("snippet");
     let end = start + t[start..].find("\n}\n").expect("snippet end") + 3;
@@ -449,9 +386,9 @@ fn a_failure_halfway_rolls_back() {
             .into_iter()
             .filter(|(k, _)| !k.contains(".gvtg-tmp-"))
             .collect();
-        assert_eq!(real, orig, "{step}");
+        assert_same(&real, &orig, step);
         let u = gvtg(r, &["fix", "--undo"]);
         assert_eq!(u.status.code(), Some(0));
-        assert_eq!(tree(r), orig, "{step}: undo");
+        assert_same(&tree(r), &orig, &format!("{step}: undo"));
     }
 }

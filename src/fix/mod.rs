@@ -535,6 +535,8 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
         let configured: Vec<String> = s
             .modules_load
             .iter()
+            // Our own file does not count, so a rerun after an interrupted one plans the same.
+            .filter(|(f, _)| f.trim_start_matches('/') != MODULES_LOAD_FILE)
             .flat_map(|(_, m)| m.iter().map(|x| parse::cmdline::normalize(x)))
             .collect();
         let mods: Vec<String> = modules_wanted(s)
