@@ -151,6 +151,11 @@ fn debian_grub_fixes_the_real_mistakes() {
     assert!(!fixed.contains_key("etc/modules-load.d/gvtg.conf"));
     // The doctor on the fixed tree.
     assert_eq!(status(&doctor, "libvirt.qemu-conf"), "pass");
+    assert_eq!(
+        status(&doctor, "i915.enable-gvt"),
+        "warn",
+        "configured for the next boot"
+    );
     let gvt = doctor["checks"]
         .as_array()
         .unwrap()
@@ -180,7 +185,12 @@ fn fedora_grubby_and_dracut() {
         .map(|l| format!("{l}\n"))
         .collect();
     fs::write(p, m).unwrap();
-    let (_, applied, fixed, _) = roundtrip(r);
+    let (_, applied, fixed, doctor) = roundtrip(r);
+    assert_eq!(
+        status(&doctor, "i915.enable-gvt"),
+        "warn",
+        "configured for the next boot"
+    );
     assert!(applied.contains("would run (not on a captured tree): grubby --update-kernel=ALL --args=i915.enable_gvt=1"), "{applied}");
     assert!(!applied.contains("update-grub"), "{applied}");
     assert!(!applied.contains("grub2-mkconfig"), "{applied}");
@@ -212,7 +222,12 @@ fn arch_grub_and_mkinitcpio() {
         .collect();
     fs::write(r.join("proc/modules"), m).unwrap();
     let grub0 = read(r, "etc/default/grub");
-    let (_, applied, fixed, _) = roundtrip(r);
+    let (_, applied, fixed, doctor) = roundtrip(r);
+    assert_eq!(
+        status(&doctor, "i915.enable-gvt"),
+        "warn",
+        "configured for the next boot"
+    );
     assert!(
         applied
             .contains("would run (not on a captured tree): grub-mkconfig -o /boot/grub/grub.cfg"),
@@ -247,7 +262,12 @@ fn systemd_boot_kernel_cmdline() {
     let r = d.path();
     fs::remove_file(r.join("etc/default/grub")).unwrap();
     write(r, "etc/kernel/cmdline", "root=UUID=0a1b rw quiet\n");
-    let (_, applied, fixed, _) = roundtrip(r);
+    let (_, applied, fixed, doctor) = roundtrip(r);
+    assert_eq!(
+        status(&doctor, "i915.enable-gvt"),
+        "warn",
+        "configured for the next boot"
+    );
     assert_eq!(
         file(&fixed, "etc/kernel/cmdline"),
         "root=UUID=0a1b rw quiet i915.enable_gvt=1\n"
@@ -275,7 +295,12 @@ fn proxmox_boot_tool() {
         "root=ZFS=rpool/ROOT/pve-1 boot=zfs\n",
     );
     write(r, "usr/sbin/proxmox-boot-tool", "#!/bin/sh\n");
-    let (_, applied, fixed, _) = roundtrip(r);
+    let (_, applied, fixed, doctor) = roundtrip(r);
+    assert_eq!(
+        status(&doctor, "i915.enable-gvt"),
+        "warn",
+        "configured for the next boot"
+    );
     assert_eq!(
         file(&fixed, "etc/kernel/cmdline"),
         "root=ZFS=rpool/ROOT/pve-1 boot=zfs i915.enable_gvt=1\n"
@@ -290,7 +315,8 @@ fn proxmox_boot_tool() {
 fn kernelstub_and_guc_removal() {
     let d = copy_fixture("kbl-enable-guc-3");
     let r = d.path();
-    let (_, applied, fixed, _) = roundtrip(r);
+    let (_, applied, fixed, doctor) = roundtrip(r);
+    assert_eq!(status(&doctor, "i915.enable-gvt"), "pass");
     assert!(file(&fixed, "etc/default/grub")
         .contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash i915.enable_gvt=1\"\n"));
     assert!(applied.contains("update-grub"), "{applied}");
