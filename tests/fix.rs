@@ -418,3 +418,61 @@ fn a_failure_halfway_rolls_back() {
         assert_same(&tree(r), &orig, &format!("{step}: undo"));
     }
 }
+
+#[test]
+fn hosts_where_gvt_is_blocked_get_no_boot_changes() {
+    for (host, why) in [
+        ("guest-vm", "gpu.igd"),
+        ("kbl-gvtd-vfio-pci", "vfio-pci"),
+        ("cfl-kernel-without-kvmgt", "kernel.support"),
+        ("amd-host", "not possible on this hardware"),
+    ] {
+        let d = copy_fixture(host);
+        let orig = tree(d.path());
+        let out = gvtg(d.path(), &["fix", "--yes"]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{host}: {t}");
+        assert!(t.contains(why), "{host}: {t}");
+        assert!(t.contains("Nothing to change."), "{host}: {t}");
+        assert_same(&tree(d.path()), &orig, host);
+    }
+}
+
+#[test]
+fn owner_and_group_are_kept() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    let q = r.join("etc/libvirt/qemu.conf");
+    if std::os::unix::fs::chown(&q, Some(4321), Some(8765)).is_err() {
+        eprintln!("not root: skipping the owner check");
+        return;
+    }
+    let a = gvtg(r, &["fix", "--yes"]);
+    assert_eq!(a.status.code(), Some(0), "{}", text(&a));
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(&q).unwrap();
+    assert_eq!((m.uid(), m.gid()), (4321, 8765), "after apply");
+    assert!(read(r, "etc/libvirt/qemu.conf").contains("\"/dev/userfaultfd\""));
+    let u = gvtg(r, &["fix", "--undo"]);
+    assert_eq!(u.status.code(), Some(0));
+    let m = fs::metadata(&q).unwrap();
+    assert_eq!((m.uid(), m.gid()), (4321, 8765), "after undo");
+}
+
+#[test]
+fn a_concurrent_fix_fails_at_once() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    fs::create_dir_all(r.join("run")).unwrap();
+    let f = fs::File::create(r.join("run/gvtg.lock")).unwrap();
+    let _held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let orig = tree(r);
+    let out = gvtg(r, &["fix", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("another gvtg fix is running"),
+        "{}",
+        text(&out)
+    );
+    assert_same(&tree(r), &orig, "locked");
+}

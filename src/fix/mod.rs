@@ -353,24 +353,36 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
         plan: Plan::default(),
         current: BTreeMap::new(),
     };
-    if support::gvt_impossible(s) || bad(&results, "kernel.support", false) {
-        if support::gvt_impossible(s) {
-            b.plan.notes.push(
-                "GVT-g is not possible on this hardware (see `gvtg doctor`); nothing to fix."
-                    .into(),
-            );
-            return Ok(b.plan);
-        }
+    if support::gvt_impossible(s) {
         b.plan.notes.push(
-            "this kernel lacks GVT-g (kernel.support): install a kernel built with CONFIG_DRM_I915_GVT_KVMGT".into(),
+            "GVT-g is not possible on this hardware (see `gvtg doctor`); nothing to fix.".into(),
         );
+        return Ok(b.plan);
+    }
+    // Without a usable iGPU or a kernel with GVT-g, i915 options and kvmgt at boot would do
+    // nothing (or fail at every boot): say what blocks them and leave the boot setup alone.
+    let mut blocked = false;
+    for (id, why) in [
+        ("gpu.igd", "the iGPU is missing or not usable by i915"),
+        ("kernel.support", "this kernel lacks GVT-g"),
+    ] {
+        if let Some((_, o)) = results
+            .iter()
+            .find(|(c, o)| c.id == id && o.status == Status::Fail)
+        {
+            b.plan.notes.push(format!(
+                "{why} ({id}: {}); kernel arguments and modules are left alone until that is fixed",
+                o.summary
+            ));
+            blocked = true;
+        }
     }
     let distro = support::distro(s);
     let loader = boot_loader(root, s);
     let initrd = initramfs(root, s);
-    let want_gvt = bad(&results, "i915.enable-gvt", false);
-    let drop_guc = bad(&results, "i915.guc", true);
-    let want_modules = bad(&results, "modules.loaded", false);
+    let want_gvt = !blocked && bad(&results, "i915.enable-gvt", false);
+    let drop_guc = !blocked && bad(&results, "i915.guc", true);
+    let want_modules = !blocked && bad(&results, "modules.loaded", false);
     let want_udev = bad(&results, "vfio.permissions", false);
     let want_acl = bad(&results, "libvirt.qemu-conf", false);
 
@@ -621,7 +633,7 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
     }
 
     let vgpus_exist = s.mdev_devices.ok().is_some_and(|d| !d.is_empty());
-    if !vgpus_exist {
+    if !vgpus_exist && !blocked {
         match vgpu_type(s) {
             Some(t) => b.plan.follow_ups.push(format!("gvtg vgpu create {t} --persist")),
             None if want_gvt || want_modules || bad(&results, "mdev.parent", false) => b
