@@ -476,3 +476,49 @@ fn a_concurrent_fix_fails_at_once() {
     );
     assert_same(&tree(r), &orig, "locked");
 }
+
+#[test]
+fn vfio_nodes_get_the_udev_rule() {
+    let d = copy_fixture("debian-stock-qemu-conf");
+    let r = d.path();
+    let q = read(r, "etc/libvirt/qemu.conf");
+    write(
+        r,
+        "etc/libvirt/qemu.conf",
+        &format!("{q}dynamic_ownership = 0\n"),
+    );
+    let (dry, applied, fixed, _) = roundtrip(r);
+    assert!(
+        dry.contains("+++ b/etc/udev/rules.d/90-gvtg-vfio.rules"),
+        "{dry}"
+    );
+    assert_eq!(
+        file(&fixed, "etc/udev/rules.d/90-gvtg-vfio.rules"),
+        "SUBSYSTEM==\"vfio\", OWNER=\"root\", GROUP=\"kvm\", MODE=\"0660\"\n"
+    );
+    assert!(fixed.contains_key("etc/udev/rules.d/"), "directory created");
+    assert!(
+        applied.contains("would run (not on a captured tree): udevadm control --reload"),
+        "{applied}"
+    );
+    // Debian's libvirt-qemu has kvm as its primary group: no usermod.
+    assert!(!applied.contains("usermod"), "{applied}");
+
+    // A QEMU user outside group kvm is added to it.
+    let d = copy_fixture("debian-stock-qemu-conf");
+    let r = d.path();
+    let q = read(r, "etc/libvirt/qemu.conf");
+    write(
+        r,
+        "etc/libvirt/qemu.conf",
+        &format!("{q}dynamic_ownership = 0\n"),
+    );
+    let p = read(r, "etc/passwd").replace(":64055:108:", ":64055:64055:");
+    write(r, "etc/passwd", &p);
+    let out = gvtg(r, &["fix", "--yes"]);
+    assert!(
+        text(&out).contains("would run (not on a captured tree): usermod -aG kvm libvirt-qemu"),
+        "{}",
+        text(&out)
+    );
+}

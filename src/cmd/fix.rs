@@ -68,33 +68,36 @@ pub fn run(args: &FixArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<u8>
     for p in &applied.changed {
         writeln!(out, "changed {p}")?;
     }
-    // kernelstub edits its own configuration: its commands are the change.
-    let something_changed =
-        !applied.changed.is_empty() || plan.commands.iter().any(|c| c.argv[0] == "kernelstub");
-    if something_changed && !plan.commands.is_empty() {
-        if ctx.root.is_live() {
-            for c in &plan.commands {
-                apply::failpoint("before-command")?;
-                writeln!(out, "running: {}", c.argv.join(" "))?;
-                let st = std::process::Command::new(&c.argv[0])
-                    .args(&c.argv[1..])
-                    .status()
-                    .map_err(|e| anyhow::anyhow!("running {}: {e}", c.argv[0]))?;
-                if !st.success() {
-                    anyhow::bail!(
-                        "{} failed ({st}); the files are changed (undo with `gvtg fix --undo`); run it again by hand",
-                        c.argv.join(" ")
-                    );
-                }
-            }
-        } else {
-            for c in &plan.commands {
-                writeln!(
-                    out,
-                    "would run (not on a captured tree): {}",
+    // Commands that make file changes take effect run only when a file changed; commands that
+    // are the change themselves (kernelstub, usermod) always.
+    let files_changed = !applied.changed.is_empty();
+    let to_run: Vec<&fix::Command> = plan
+        .commands
+        .iter()
+        .filter(|c| files_changed || c.is_change)
+        .collect();
+    if ctx.root.is_live() {
+        for c in &to_run {
+            apply::failpoint("before-command")?;
+            writeln!(out, "running: {}", c.argv.join(" "))?;
+            let st = std::process::Command::new(&c.argv[0])
+                .args(&c.argv[1..])
+                .status()
+                .map_err(|e| anyhow::anyhow!("running {}: {e}", c.argv[0]))?;
+            if !st.success() {
+                anyhow::bail!(
+                    "{} failed ({st}); the files are changed (undo with `gvtg fix --undo`); run it again by hand",
                     c.argv.join(" ")
-                )?;
+                );
             }
+        }
+    } else {
+        for c in &to_run {
+            writeln!(
+                out,
+                "would run (not on a captured tree): {}",
+                c.argv.join(" ")
+            )?;
         }
     }
     writeln!(

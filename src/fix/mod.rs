@@ -23,7 +23,7 @@ use crate::parse;
 /// installs).
 pub const UDEV_RULE: &str = r#"SUBSYSTEM=="vfio", OWNER="root", GROUP="kvm", MODE="0660""#;
 /// Where the rule goes.
-pub const UDEV_RULE_FILE: &str = "etc/udev/rules.d/60-gvtg-vfio.rules";
+pub const UDEV_RULE_FILE: &str = "etc/udev/rules.d/90-gvtg-vfio.rules";
 /// The modules-load.d file we own.
 pub const MODULES_LOAD_FILE: &str = "etc/modules-load.d/gvtg.conf";
 /// The modprobe.d file we own.
@@ -51,6 +51,9 @@ pub struct Command {
     pub argv: Vec<String>,
     /// Why.
     pub reason: String,
+    /// True when the command is itself the change (kernelstub, usermod), so it runs even when
+    /// no file changed; otherwise it only makes file changes take effect.
+    pub is_change: bool,
 }
 
 /// The whole plan.
@@ -298,10 +301,20 @@ impl Builder<'_> {
     }
 
     fn command(&mut self, argv: Vec<String>, reason: &str) {
+        self.push_command(argv, reason, false);
+    }
+
+    /// A command that is a change by itself (kernelstub, usermod).
+    fn change_command(&mut self, argv: Vec<String>, reason: &str) {
+        self.push_command(argv, reason, true);
+    }
+
+    fn push_command(&mut self, argv: Vec<String>, reason: &str, is_change: bool) {
         if !self.plan.commands.iter().any(|c| c.argv == argv) {
             self.plan.commands.push(Command {
                 argv,
                 reason: reason.to_string(),
+                is_change,
             });
         }
     }
@@ -383,7 +396,11 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
     let want_gvt = !blocked && bad(&results, "i915.enable-gvt", false);
     let drop_guc = !blocked && bad(&results, "i915.guc", true);
     let want_modules = !blocked && bad(&results, "modules.loaded", false);
-    let want_udev = bad(&results, "vfio.permissions", false);
+    // Only node permissions are ours to fix (a missing node or an mdev without a VFIO driver
+    // is a module matter, handled by modules.loaded).
+    let want_udev = results.iter().any(|(c, o)| {
+        c.id == "vfio.permissions" && o.status == Status::Fail && o.summary.contains("not usable")
+    });
     let want_acl = bad(&results, "libvirt.qemu-conf", false);
 
     if loader == BootLoader::NixOs {
@@ -601,24 +618,39 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
     }
     b.plan.reboot |= boot_changed || initrd_changed;
 
-    if want_udev
-        && b.try_edit(UDEV_RULE_FILE, "vfio.permissions", |t| {
+    if want_udev {
+        if b.try_edit(UDEV_RULE_FILE, "vfio.permissions", |t| {
             edit::ensure_line(t, UDEV_RULE)
-        })
-    {
-        b.command(
-            argv(&["udevadm", "control", "--reload"]),
-            "load the new udev rule",
-        );
-        b.command(
-            argv(&[
-                "udevadm",
-                "trigger",
-                "--subsystem-match=vfio",
-                "--action=change",
-            ]),
-            "apply it to existing /dev/vfio nodes",
-        );
+        }) {
+            b.command(
+                argv(&["udevadm", "control", "--reload"]),
+                "load the new udev rule",
+            );
+            b.command(
+                argv(&[
+                    "udevadm",
+                    "trigger",
+                    "--subsystem-match=vfio",
+                    "--action=change",
+                ]),
+                "apply it to existing /dev/vfio nodes",
+            );
+        }
+        // The rule gives the nodes to group kvm: the QEMU user must be in it.
+        let id = support::qemu_identity(s);
+        let kvm = s
+            .groups
+            .ok()
+            .and_then(|gs| gs.iter().find(|g| g.name == "kvm"));
+        let member = support::resolve_user(s, &id.user).is_some_and(|(_, gid, _)| {
+            kvm.is_some_and(|k| k.gid == gid || k.members.contains(&id.user))
+        });
+        if kvm.is_some() && !member && !id.user.starts_with('+') && id.user != "root" {
+            b.change_command(
+                argv(&["usermod", "-aG", "kvm", &id.user]),
+                "let the QEMU user open group-kvm nodes",
+            );
+        }
     }
 
     if want_acl {
