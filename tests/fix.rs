@@ -335,6 +335,29 @@ fn kernelstub_and_guc_removal() {
 }
 
 #[test]
+fn guc_in_modprobe_d_is_removed_and_never_converted() {
+    let d = copy_fixture("kbl-enable-guc-3");
+    let r = d.path();
+    write(
+        r,
+        "etc/modprobe.d/i915.conf",
+        "# tuning\noptions i915 enable_guc=3 enable_fbc=1\n",
+    );
+    write(r, "etc/modprobe.d/guide.conf", "i915.enable_guc=3\n");
+    let (_, applied, fixed, _) = roundtrip(r);
+    assert_eq!(
+        file(&fixed, "etc/modprobe.d/i915.conf"),
+        "# tuning\noptions i915 enable_fbc=1\n"
+    );
+    assert_eq!(
+        file(&fixed, "etc/modprobe.d/guide.conf"),
+        "i915.enable_guc=3\n",
+        "an ignored GuC line stays ignored"
+    );
+    assert!(applied.contains("update-initramfs -u"), "{applied}");
+}
+
+#[test]
 fn nixos_prints_a_snippet_that_nix_parses() {
     let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
     let r = d.path();

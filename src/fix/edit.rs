@@ -60,6 +60,63 @@ pub fn replace_line(text: &str, n: usize, replacement: &str) -> Result<Option<St
     Ok(Some(out))
 }
 
+/// A modprobe.d suggestion (`options i915 enable_gvt=1 enable_guc=3`) without the parameters
+/// that ask for GuC submission: converting an ignored line must not switch those on. Lines left
+/// with no parameter are dropped.
+pub fn without_guc_submission(suggestion: &str) -> String {
+    let mut out = Vec::new();
+    for line in suggestion.lines() {
+        let toks: Vec<&str> = line.split_whitespace().collect();
+        if toks.first() != Some(&"options") || toks.len() < 3 {
+            out.push(line.to_string());
+            continue;
+        }
+        let module = toks[1];
+        let kept: Vec<&str> = toks[2..]
+            .iter()
+            .copied()
+            .filter(|t| !is_guc_submission(&format!("{module}.{t}")))
+            .collect();
+        if !kept.is_empty() {
+            out.push(format!("options {module} {}", kept.join(" ")));
+        }
+    }
+    out.join("\n")
+}
+
+/// modprobe.d: removes parameters `drop` matches (given as `module.param=value`) from the
+/// `options MODULE ...` directive on 1-based line `n`; a directive left without parameters is
+/// commented out. Only one-line directives are edited.
+pub fn drop_option(text: &str, n: usize, drop: fn(&str) -> bool) -> Result<Option<String>> {
+    let lines = lines_keep(text);
+    let Some(old) = lines.get(n.wrapping_sub(1)) else {
+        bail!("line {n} does not exist");
+    };
+    let body = old.trim_end_matches(['\n', '\r']);
+    if body.ends_with('\\') {
+        bail!("line {n} continues on the next line; edit it by hand");
+    }
+    let toks: Vec<&str> = body.split_whitespace().collect();
+    if toks.first() != Some(&"options") || toks.len() < 3 {
+        return Ok(None);
+    }
+    let module = toks[1];
+    let kept: Vec<&str> = toks[2..]
+        .iter()
+        .copied()
+        .filter(|t| !drop(&format!("{module}.{t}")))
+        .collect();
+    if kept.len() == toks.len() - 2 {
+        return Ok(None);
+    }
+    let new = if kept.is_empty() {
+        format!("# {body}   (disabled by gvtg fix: GuC submission breaks GVT-g)")
+    } else {
+        format!("options {module} {}", kept.join(" "))
+    };
+    replace_line(text, n, &new)
+}
+
 /// Whether a kernel argument should be removed: `i915.enable_guc` with a value that asks for
 /// GuC submission (1 or 3; any odd value).
 pub fn is_guc_submission(arg: &str) -> bool {
@@ -573,6 +630,26 @@ mod tests {
                 .len(),
             8
         );
+    }
+
+    #[test]
+    fn guc_options_are_dropped_not_converted() {
+        assert_eq!(
+            without_guc_submission("options i915 enable_gvt=1 enable_guc=3"),
+            "options i915 enable_gvt=1"
+        );
+        assert_eq!(without_guc_submission("options i915 enable_guc=1"), "");
+        let t = "# x\noptions i915 enable_guc=3 enable_gvt=1\noptions i915 enable_guc=1\n";
+        let o = drop_option(t, 2, is_guc_submission).unwrap().unwrap();
+        assert_eq!(
+            o,
+            "# x\noptions i915 enable_gvt=1\noptions i915 enable_guc=1\n"
+        );
+        let o = drop_option(&o, 3, is_guc_submission).unwrap().unwrap();
+        assert!(o.ends_with(
+            "\n# options i915 enable_guc=1   (disabled by gvtg fix: GuC submission breaks GVT-g)\n"
+        ));
+        assert_eq!(drop_option(&o, 2, is_guc_submission).unwrap(), None);
     }
 
     #[test]

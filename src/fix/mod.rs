@@ -544,12 +544,35 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
         }
         for p in &mf.problems {
             if let parse::modprobe::ProblemKind::CmdlineSyntax { suggestion } = &p.kind {
+                let suggestion = edit::without_guc_submission(suggestion);
+                if suggestion.is_empty() {
+                    continue;
+                }
                 if b.try_edit(&rel, "i915.enable-gvt", |t| {
-                    edit::replace_line(t, p.line, suggestion)
+                    edit::replace_line(t, p.line, &suggestion)
                 }) {
                     initrd_changed = true;
                 }
                 modprobe_has_gvt |= suggestion.contains("enable_gvt");
+            }
+        }
+        if drop_guc {
+            for e in &mf.entries {
+                if let parse::modprobe::Directive::Options { module, params } = &e.directive {
+                    let hit = params.iter().any(|(k, v)| {
+                        edit::is_guc_submission(&format!(
+                            "{module}.{k}={}",
+                            v.as_deref().unwrap_or("")
+                        ))
+                    });
+                    if hit
+                        && b.try_edit(&rel, "i915.guc", |t| {
+                            edit::drop_option(t, e.line, edit::is_guc_submission)
+                        })
+                    {
+                        initrd_changed = true;
+                    }
+                }
             }
         }
     }
