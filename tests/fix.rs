@@ -545,3 +545,45 @@ fn vfio_nodes_get_the_udev_rule() {
         text(&out)
     );
 }
+
+/// On a terminal without --yes, `gvtg fix` asks once; only "y" applies. `script` (util-linux)
+/// gives the child a pseudo-terminal.
+#[test]
+fn a_terminal_is_asked_once() {
+    use std::io::Write as _;
+    for (answer, applies) in [("n", false), ("", false), ("y", true)] {
+        let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+        let r = d.path();
+        let orig = tree(r);
+        let cmd = format!(
+            "{} fix --color never --root {}",
+            env!("CARGO_BIN_EXE_gvtg"),
+            r.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env_remove("GVTG_ROOT")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) is needed for the terminal test");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let t = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(t.matches("Apply these changes? [y/N]").count(), 1, "{t}");
+        if applies {
+            assert!(t.contains("Applied."), "{t}");
+            assert_ne!(tree(r), orig);
+        } else {
+            assert!(
+                t.contains("Dry run: nothing was changed"),
+                "{answer:?}: {t}"
+            );
+            assert_same(&tree(r), &orig, answer);
+        }
+    }
+}
