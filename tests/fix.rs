@@ -257,6 +257,24 @@ fn arch_grub_and_mkinitcpio() {
 }
 
 #[test]
+fn grub_d_override_is_named() {
+    let d = copy_fixture("skl-no-enable-gvt");
+    let r = d.path();
+    write(
+        r,
+        "etc/default/grub.d/50-cloudimg-settings.cfg",
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0\"\n",
+    );
+    let t = text(&gvtg(r, &["fix"]));
+    assert!(
+        t.contains(
+            "/etc/default/grub.d/50-cloudimg-settings.cfg also sets GRUB_CMDLINE_LINUX_DEFAULT"
+        ),
+        "{t}"
+    );
+}
+
+#[test]
 fn systemd_boot_kernel_cmdline() {
     let d = copy_fixture("skl-no-enable-gvt");
     let r = d.path();

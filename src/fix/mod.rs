@@ -454,6 +454,22 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
             .unwrap_or_default();
         match loader {
             BootLoader::Grub | BootLoader::Grubby => {
+                // grub-mkconfig sources /etc/default/grub.d/*.cfg after /etc/default/grub (Ubuntu
+                // cloud images set GRUB_CMDLINE_LINUX_DEFAULT there): a value set there wins.
+                if let Some(names) = root.read_dir("etc/default/grub.d").ok() {
+                    for n in names.iter().filter(|n| n.ends_with(".cfg")) {
+                        let rel = format!("etc/default/grub.d/{n}");
+                        if let Some(t) = root.read(&rel).ok() {
+                            let g = parse::grub::parse(t);
+                            if g.get("GRUB_CMDLINE_LINUX_DEFAULT").is_some() {
+                                b.plan.notes.push(format!(
+                                    "{} also sets GRUB_CMDLINE_LINUX_DEFAULT and is read after /etc/default/grub, so its value wins: add the arguments there too",
+                                    HostRoot::display(&rel)
+                                ));
+                            }
+                        }
+                    }
+                }
                 let changed = b.try_edit("etc/default/grub", reason, |t| {
                     edit::grub_default(t, &add, remove)
                 });
