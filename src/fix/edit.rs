@@ -652,6 +652,61 @@ mod tests {
         assert_eq!(drop_option(&o, 2, is_guc_submission).unwrap(), None);
     }
 
+    proptest::proptest! {
+        /// Only the GRUB_CMDLINE_LINUX_DEFAULT line changes; every other line stays byte for
+        /// byte, in order, and a second run changes nothing.
+        #[test]
+        fn grub_edit_touches_one_line(
+            before in proptest::collection::vec("(# [ -~]{0,30}|[A-Z_]{1,12}=\"[a-z ]{0,10}\"|)", 0..8),
+            after in proptest::collection::vec("(# [ -~]{0,30}|[A-Z_]{1,12}=\"[a-z ]{0,10}\"|)", 0..8),
+            value in "[a-z=. ]{0,20}",
+        ) {
+            let keep = |l: &&String| !l.contains("CMD") && !l.contains("GRUB");
+            let before: Vec<String> = before.iter().filter(keep).cloned().collect();
+            let after: Vec<String> = after.iter().filter(keep).cloned().collect();
+            let target = format!("GRUB_CMDLINE_LINUX_DEFAULT=\"{value}\"");
+            let mut lines = before.clone();
+            lines.push(target);
+            lines.extend(after.iter().cloned());
+            let text = lines.join("\n") + "\n";
+            let add = vec!["i915.enable_gvt=1".to_string()];
+            let out = grub_default(&text, &add, is_guc_submission).unwrap();
+            let out = out.unwrap_or_else(|| text.clone());
+            let got: Vec<&str> = out.lines().collect();
+            proptest::prop_assert_eq!(got.len(), lines.len());
+            for (i, l) in lines.iter().enumerate() {
+                if i != before.len() {
+                    proptest::prop_assert_eq!(got[i], l.as_str());
+                }
+            }
+            proptest::prop_assert!(got[before.len()].contains("i915.enable_gvt=1"));
+            proptest::prop_assert_eq!(grub_default(&out, &add, is_guc_submission).unwrap(), None);
+        }
+
+        /// The ACL merge keeps every byte of the original outside the list's new items.
+        #[test]
+        fn acl_merge_only_inserts(
+            head in proptest::collection::vec("(# [ -~]{0,30}|user = \"[a-z]{1,8}\"|)", 0..6),
+            items in proptest::collection::vec("/dev/[a-z]{1,6}", 1..5),
+        ) {
+            let list: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+            let text = format!("{}\ncgroup_device_acl = [\n    {}\n]\n# tail\n", head.join("\n"), list.join(",\n    "));
+            if let Some(out) = qemu_acl(&text).unwrap() {
+                let conf = parse::qemu_conf::parse(&out).unwrap();
+                let got = conf.get_list("cgroup_device_acl").unwrap();
+                for d in DEFAULT_ACL {
+                    proptest::prop_assert!(got.contains(d));
+                }
+                // Removing the inserted items gives the original back.
+                let at = out.find("\n]\n# tail").unwrap();
+                let orig_at = text.find("\n]\n# tail").unwrap();
+                proptest::prop_assert_eq!(&out[..orig_at], &text[..orig_at]);
+                proptest::prop_assert_eq!(&out[at..], &text[orig_at..]);
+                proptest::prop_assert_eq!(qemu_acl(&out).unwrap(), None);
+            }
+        }
+    }
+
     #[test]
     fn guc_values() {
         assert!(is_guc_submission("i915.enable_guc=3"));
