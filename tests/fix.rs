@@ -605,3 +605,41 @@ fn a_terminal_is_asked_once() {
         }
     }
 }
+
+#[test]
+fn symlinks_and_escapes_are_refused() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    let outside = tempfile::tempdir().unwrap();
+    fs::copy(r.join("etc/default/grub"), outside.path().join("grub")).unwrap();
+    fs::remove_file(r.join("etc/default/grub")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("grub"), r.join("etc/default/grub")).unwrap();
+    let before = fs::read(outside.path().join("grub")).unwrap();
+    let out = gvtg(r, &["fix", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("/etc/default/grub resolves to"), "{t}");
+    assert!(t.contains("outside the captured tree"), "{t}");
+    assert_eq!(fs::read(outside.path().join("grub")).unwrap(), before);
+    assert!(fs::symlink_metadata(r.join("etc/default/grub"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // The other fixes still apply.
+    assert!(read(r, "etc/libvirt/qemu.conf").contains("\"/dev/userfaultfd\""));
+}
+
+#[test]
+fn a_symlink_inside_the_tree_is_not_replaced() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    fs::rename(r.join("etc/default/grub"), r.join("etc/default/grub.real")).unwrap();
+    std::os::unix::fs::symlink("grub.real", r.join("etc/default/grub")).unwrap();
+    let orig = tree(r);
+    let out = gvtg(r, &["fix", "--yes"]);
+    let t = text(&out);
+    assert!(t.contains("/etc/default/grub is a symbolic link"), "{t}");
+    let now = tree(r);
+    assert_eq!(now["etc/default/grub"], orig["etc/default/grub"]);
+    assert_eq!(now["etc/default/grub.real"], orig["etc/default/grub.real"]);
+}

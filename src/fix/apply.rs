@@ -270,6 +270,31 @@ fn make_parents(root: &HostRoot, rel: &str, j: &mut Journal, done: &mut Vec<Done
     Ok(())
 }
 
+/// Refuses a target that is a symlink (renaming over it would replace the link, not the file it
+/// points to) or whose existing directory resolves outside a captured tree.
+pub fn check_target(root: &HostRoot, path: &Path, shown: &str) -> Result<()> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!("{shown} is a symbolic link; edit the file it points to by hand");
+    }
+    if !root.is_live() {
+        let base = root.base().canonicalize()?;
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if let Ok(c) = d.canonicalize() {
+                if !c.starts_with(&base) {
+                    bail!(
+                        "{shown} resolves outside the captured tree ({})",
+                        c.display()
+                    );
+                }
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    Ok(())
+}
+
 /// Result of applying.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -287,6 +312,7 @@ pub fn apply(root: &HostRoot, plan: &Plan) -> Result<Applied> {
         for f in &plan.files {
             let path = root.path(&f.rel);
             let shown = HostRoot::display(&f.rel);
+            check_target(root, &path, &shown)?;
             // Re-read under the lock: the plan must still describe the file.
             let now = match fs::read(&path) {
                 Ok(b) => Some(b),

@@ -257,6 +257,7 @@ impl Builder<'_> {
                 crate::host::Probe::Invalid(m) => anyhow::bail!("{m}"),
             },
         };
+        apply::check_target(self.root, &self.root.path(rel), &HostRoot::display(rel))?;
         let text = cur.clone().unwrap_or_default();
         let Some(new) = f(&text)? else {
             return Ok(false);
