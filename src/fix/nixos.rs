@@ -105,7 +105,7 @@ pub fn snippet(w: &Wants) -> Option<String> {
         let items: Vec<String> = acl.iter().map(|a| format!("      \"{a}\",")).collect();
         let _ = writeln!(
             o,
-            "  virtualisation.libvirtd.qemu.verbatimConfig = ''\n    cgroup_device_acl = [\n{}\n    ]\n  '';",
+            "  # Replaces nixpkgs' default verbatimConfig, whose `namespaces = []` is kept here.\n  virtualisation.libvirtd.qemu.verbatimConfig = ''\n    namespaces = []\n    cgroup_device_acl = [\n{}\n    ]\n  '';",
             items.join("\n")
         );
     }
