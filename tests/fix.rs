@@ -346,10 +346,21 @@ fn kernelstub_and_guc_removal() {
         "etc/kernelstub/configuration",
         "{\"user\": {\"kernel_options\": [\"quiet\", \"splash\", \"i915.enable_guc=3\"]}}\n",
     );
-    let out = gvtg(r, &["fix"]);
+    let out = gvtg(r, &["fix", "--yes"]);
     let t = text(&out);
-    assert!(t.contains("kernelstub -d i915.enable_guc=3"), "{t}");
+    assert!(
+        t.contains("would run (not on a captured tree): kernelstub -d i915.enable_guc=3"),
+        "{t}"
+    );
     assert!(!t.contains("etc/default/grub"), "{t}");
+    // Once kernelstub's configuration no longer has it, nothing is left to do.
+    write(
+        r,
+        "etc/kernelstub/configuration",
+        "{\"user\": {\"kernel_options\": [\"quiet\", \"splash\"]}}\n",
+    );
+    let t = text(&gvtg(r, &["fix", "--yes"]));
+    assert!(!t.contains("kernelstub -d"), "{t}");
 }
 
 #[test]

@@ -116,7 +116,7 @@ impl Plan {
                 let _ = writeln!(o, "    {}    # {}", c.argv.join(" "), c.reason);
             }
         }
-        if self.reboot && (!self.files.is_empty() || self.nixos.is_some()) {
+        if self.reboot {
             o.push_str("\nA reboot is needed for the kernel command line, module options and initramfs to take effect.\n");
         }
         if !self.follow_ups.is_empty() {
@@ -531,13 +531,13 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
                     .cloned()
                     .unwrap_or_default();
                 for a in add.iter().filter(|a| !conf.contains(a.as_str())) {
-                    b.command(
+                    b.change_command(
                         argv(&["kernelstub", "-a", a]),
                         "add the kernel argument (Pop!_OS)",
                     );
                 }
-                for a in &guc_args {
-                    b.command(
+                for a in guc_args.iter().filter(|a| conf.contains(a.as_str())) {
+                    b.change_command(
                         argv(&["kernelstub", "-d", a]),
                         "remove the kernel argument (Pop!_OS)",
                     );
