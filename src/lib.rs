@@ -10,6 +10,7 @@
 pub mod checks;
 pub mod cli;
 pub mod cmd;
+pub mod fix;
 pub mod host;
 pub mod kmod;
 pub mod parse;

@@ -99,6 +99,21 @@ fn grub_next_boot(s: &Snapshot, key: &str) -> Option<String> {
     None
 }
 
+/// Where the next boot's kernel command line turns enable_gvt on, when the running one does not
+/// need to: `/etc/default/grub` (GRUB_CMDLINE_LINUX[_DEFAULT]) or `/etc/kernel/cmdline`
+/// (systemd-boot, kernel-install, proxmox-boot-tool). This is what `gvtg fix` writes; the
+/// running kernel only sees it after a reboot.
+fn gvt_next_boot(s: &Snapshot) -> Option<&'static str> {
+    let on = |v: String| support::kernel_bool(if v.is_empty() { "1" } else { &v }) == Some(true);
+    if grub_next_boot(s, "enable_gvt").is_some_and(on) {
+        return Some("/etc/default/grub");
+    }
+    let k = s.kernel_cmdline_file.ok()?;
+    let c = crate::parse::cmdline::parse(k);
+    let v = c.module_param("i915", "enable_gvt").last()?.value.clone();
+    on(v.unwrap_or_default()).then_some("/etc/kernel/cmdline")
+}
+
 /// On a non-Intel CPU, i915 settings cannot apply. On an Intel host whose iGPU is not visible
 /// (disabled in firmware, a guest) they are still judged: configuration is reported even when
 /// the hardware checks fail, so one run shows everything there is to fix.
@@ -189,6 +204,19 @@ fn check_i915_enable_gvt(s: &Snapshot, _: &Prior) -> Outcome {
             o.fix(fix.clone())
         }
     };
+    if o.status == Status::Fail && !o.summary.contains("without GVT-g") {
+        if let Some(origin) = gvt_next_boot(s) {
+            o.status = Status::Warn;
+            o.summary.push_str(&format!(
+                "; {origin} sets i915.enable_gvt=1 for the next boot: reboot for it to take effect"
+            ));
+            o.evidence.push(crate::checks::Evidence {
+                path: origin.to_string(),
+                excerpt: "i915.enable_gvt=1 (next boot)".into(),
+            });
+            o.remedy = Some("Configured for the next boot: reboot (after regenerating the boot configuration, e.g. update-grub, if that has not been done).".into());
+        }
+    }
     if o.status == Status::Pass
         && grub_next_boot(s, "enable_gvt").is_some_and(|v| {
             support::kernel_bool(if v.is_empty() { "1" } else { &v }) == Some(false)
@@ -381,6 +409,33 @@ mod tests {
         assert_eq!(o.status, Status::Fail);
         assert!(o.remedy.unwrap().contains("initramfs"));
         assert!(o.summary.contains("has not taken effect"));
+    }
+
+    #[test]
+    fn configured_for_next_boot_warns() {
+        let s = snapshot_with(|t| {
+            t.file("proc/cmdline", "quiet\n");
+            t.file("sys/module/i915/parameters/enable_gvt", "N\n");
+            t.file(
+                "etc/default/grub",
+                "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet i915.enable_gvt=1\"\n",
+            );
+        });
+        let o = gvt(&s);
+        assert_eq!(o.status, Status::Warn, "{o:?}");
+        assert!(o.summary.contains("next boot"), "{o:?}");
+        let s = snapshot_with(|t| {
+            t.file("proc/cmdline", "quiet\n");
+            t.file("etc/kernel/cmdline", "root=/dev/sda1 i915.enable_gvt=1\n");
+        });
+        let o = gvt(&s);
+        assert_eq!(o.status, Status::Warn, "{o:?}");
+        assert!(o.summary.contains("/etc/kernel/cmdline"), "{o:?}");
+        let s = snapshot_with(|t| {
+            t.file("proc/cmdline", "quiet\n");
+            t.file("etc/kernel/cmdline", "root=/dev/sda1 i915.enable_gvt=0\n");
+        });
+        assert_eq!(gvt(&s).status, Status::Fail);
     }
 
     #[test]

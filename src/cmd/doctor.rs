@@ -1,6 +1,6 @@
 //! `gvtg doctor`: snapshot the host, run the checks, print, return the exit code.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use super::Ctx;
 use crate::checks::{self, Counts, Selection};
@@ -32,7 +32,18 @@ pub fn run(args: &DoctorArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
     };
     let format = if args.json { Format::Json } else { args.format };
     match format {
-        Format::Text => render::text::render(&report, args.verbose, ctx.color, out)?,
+        Format::Text => {
+            render::text::render(&report, args.verbose, ctx.color, out)?;
+            // On a terminal, point at the command that applies the fixes.
+            if std::io::stdout().is_terminal()
+                && crate::fix::plan(&ctx.root, &snap).is_ok_and(|p| !p.is_empty())
+            {
+                writeln!(
+                    out,
+                    "\n`gvtg fix` shows the changes that fix this as a diff (`gvtg fix --yes` applies them)."
+                )?;
+            }
+        }
         Format::Json => render::json::render(&report, out)?,
         Format::Prometheus => render::prometheus::render(&report, out)?,
     }

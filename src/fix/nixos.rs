@@ -1,0 +1,138 @@
+//! NixOS: nothing under /etc is ours to edit (it is generated from configuration.nix), so the fix
+//! is a `configuration.nix` snippet, using the options nixpkgs has for this
+//! (nixos/modules/virtualisation/kvmgt.nix, libvirtd.nix, boot and udev options).
+
+use std::fmt::Write as _;
+
+/// What the snippet must configure.
+#[derive(Debug, Clone, Default)]
+pub struct Wants {
+    /// `virtualisation.kvmgt.enable = true;` (kernel parameter, kvmgt module, vfio udev rule).
+    pub gvt: bool,
+    /// `boot.kernelParams` and `boot.extraModprobeConfig` for enable_gvt.
+    pub params: bool,
+    /// `boot.kernelModules`.
+    pub modules: Vec<String>,
+    /// `services.udev.extraRules` for /dev/vfio.
+    pub udev: bool,
+    /// `virtualisation.libvirtd.qemu.verbatimConfig` with this ACL.
+    pub acl: Option<Vec<String>>,
+    /// `virtualisation.kvmgt.vgpus` for this type.
+    pub vgpu: Option<String>,
+}
+
+/// A Nix string literal (double-quoted, `\`, `"` and `${` escaped).
+pub fn nix_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '$' if chars.peek() == Some(&'{') => o.push_str("\\$"),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A stable UUID for a vGPU of `ty` (name-based: FNV-1a of the type, version 4 bits set), so the
+/// snippet is the same on every run.
+fn uuid_for(ty: &str) -> String {
+    let mut h1: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h2: u64 = 0x8422_2325_cbf2_9ce4;
+    for b in ty.bytes() {
+        h1 = (h1 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        h2 = (h2 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3 ^ 0x5bd1_e995);
+    }
+    let b: Vec<u8> = h1
+        .to_be_bytes()
+        .iter()
+        .chain(h2.to_be_bytes().iter())
+        .copied()
+        .collect();
+    let mut b: [u8; 16] = b.try_into().expect("16 bytes");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The snippet (a whole NixOS module, so it can be imported as is), or None when nothing is wanted.
+pub fn snippet(w: &Wants) -> Option<String> {
+    if !w.gvt && !w.params && w.modules.is_empty() && !w.udev && w.acl.is_none() && w.vgpu.is_none()
+    {
+        return None;
+    }
+    let mut o = String::from("# gvtg fix: Intel GVT-g\n{ config, pkgs, lib, ... }:\n{\n");
+    if w.gvt || w.vgpu.is_some() {
+        o.push_str("  virtualisation.kvmgt.enable = true;\n");
+    }
+    if let Some(t) = &w.vgpu {
+        // The attribute name is the type as sysfs spells it (i915-GVTg_V5_4).
+        let _ = writeln!(
+            o,
+            "  virtualisation.kvmgt.vgpus = {{\n    {} = {{\n      uuid = [ {} ];\n    }};\n  }};",
+            nix_str(t),
+            nix_str(&uuid_for(t))
+        );
+    }
+    if w.params {
+        o.push_str("  boot.kernelParams = [ \"i915.enable_gvt=1\" ];\n");
+        o.push_str("  boot.extraModprobeConfig = ''\n    options i915 enable_gvt=1\n  '';\n");
+    }
+    if !w.modules.is_empty() {
+        let m: Vec<String> = w.modules.iter().map(|m| nix_str(m)).collect();
+        let _ = writeln!(o, "  boot.kernelModules = [ {} ];", m.join(" "));
+    }
+    if w.udev {
+        let _ = writeln!(
+            o,
+            "  services.udev.extraRules = ''\n    {}\n  '';",
+            super::UDEV_RULE
+        );
+    }
+    if let Some(acl) = &w.acl {
+        let items: Vec<String> = acl.iter().map(|a| format!("      \"{a}\",")).collect();
+        let _ = writeln!(
+            o,
+            "  # Replaces nixpkgs' default verbatimConfig, whose `namespaces = []` is kept here.\n  virtualisation.libvirtd.qemu.verbatimConfig = ''\n    namespaces = []\n    cgroup_device_acl = [\n{}\n    ]\n  '';",
+            items.join("\n")
+        );
+    }
+    o.push_str("}\n");
+    Some(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_is_stable_and_v4_shaped() {
+        let u = uuid_for("i915-GVTg_V5_4");
+        assert_eq!(u, uuid_for("i915-GVTg_V5_4"));
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(u, uuid_for("i915-GVTg_V5_8"));
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        assert_eq!(nix_str("a\"b${c}"), "\"a\\\"b\\${c}\"");
+    }
+
+    #[test]
+    fn nothing_wanted_is_none() {
+        assert!(snippet(&Wants::default()).is_none());
+    }
+}

@@ -1,0 +1,681 @@
+//! `gvtg fix` on fixture trees copied to a temp dir: the plan (dry run changes nothing), the
+//! applied result per distribution and boot loader, idempotence (a second `--yes` changes
+//! nothing), the doctor on the fixed tree, and `--undo` (identical to the start, byte for byte,
+//! modes included).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+use common::*;
+
+/// Path → (mode, bytes).
+type Tree = BTreeMap<String, (u32, Vec<u8>)>;
+
+fn read(root: &Path, rel: &str) -> String {
+    fs::read_to_string(root.join(rel)).unwrap()
+}
+
+fn write(root: &Path, rel: &str, s: &str) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, s).unwrap();
+}
+
+/// Dry run, apply, apply again, doctor, undo. Returns (dry-run output, apply output, the fixed
+/// tree, the doctor's JSON on the fixed tree).
+fn roundtrip(root: &Path) -> (String, String, Tree, serde_json::Value) {
+    let orig = tree(root);
+    let dry = gvtg(root, &["fix"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert_same(&tree(root), &orig, "the dry run changed the tree");
+    let dry = text(&dry);
+    assert!(dry.contains("Dry run: nothing was changed"), "{dry}");
+
+    let a = gvtg(root, &["fix", "--yes"]);
+    assert_eq!(a.status.code(), Some(0), "{}", text(&a));
+    let fixed = tree(root);
+
+    let again = gvtg(root, &["fix", "--yes"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("Nothing to change."),
+        "{}",
+        text(&again)
+    );
+    assert_same(&tree(root), &fixed, "a second --yes changed something");
+
+    let doc = gvtg(root, &["doctor", "--json"]);
+    let doctor: serde_json::Value = serde_json::from_slice(&doc.stdout).unwrap();
+
+    let u = gvtg(root, &["fix", "--undo"]);
+    assert_eq!(u.status.code(), Some(0), "{}", text(&u));
+    let after = tree(root);
+    for (k, v) in &orig {
+        assert_eq!(after.get(k), Some(v), "{k} differs after undo");
+    }
+    assert_eq!(
+        after.len(),
+        orig.len(),
+        "undo left extra paths: {:?}",
+        after
+            .keys()
+            .filter(|k| !orig.contains_key(*k))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !root.join("var/lib/gvtg/journal").exists(),
+        "undo must clear the journal"
+    );
+    let u2 = gvtg(root, &["fix", "--undo"]);
+    assert!(text(&u2).contains("Nothing to undo"));
+    (dry, text(&a), fixed, doctor)
+}
+
+fn status(doctor: &serde_json::Value, id: &str) -> String {
+    doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no {id} in {doctor}"))
+}
+
+fn file(t: &Tree, rel: &str) -> String {
+    String::from_utf8(
+        t.get(rel)
+            .unwrap_or_else(|| panic!("{rel} missing"))
+            .1
+            .clone(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn debian_grub_fixes_the_real_mistakes() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    fs::set_permissions(
+        r.join("etc/libvirt/qemu.conf"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let grub0 = read(r, "etc/default/grub");
+    let qemu0 = read(r, "etc/libvirt/qemu.conf");
+    let (dry, applied, fixed, doctor) = roundtrip(r);
+    assert!(
+        dry.contains("--- a/etc/default/grub\n+++ b/etc/default/grub\n"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains(
+            "-i915.enable_gvt=1\n\\ No newline at end of file\n+options i915 enable_gvt=1"
+        ),
+        "{dry}"
+    );
+    assert!(
+        applied.contains("would run (not on a captured tree): update-grub"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("would run (not on a captured tree): update-initramfs -u"),
+        "{applied}"
+    );
+    assert!(!applied.contains("grub-mkconfig"));
+
+    // GRUB: the misnamed variable is merged into GRUB_CMDLINE_LINUX_DEFAULT; nothing else moves.
+    let misnamed = "GRUB_CMDLINE_DEFAULT=\"quiet splash i915.enable_gvt=1 kvm.ignore_msrs=1 intel_iommu=igfx_off i915.enable_guc=0\"";
+    let want = grub0
+        .replace(
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash\"",
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash i915.enable_gvt=1 kvm.ignore_msrs=1 intel_iommu=igfx_off i915.enable_guc=0\"",
+        )
+        .replace(misnamed, &format!("# {misnamed} (merged into GRUB_CMDLINE_LINUX_DEFAULT by gvtg fix)"));
+    assert_eq!(file(&fixed, "etc/default/grub"), want);
+    // modprobe.d: the one line converted.
+    assert_eq!(
+        file(&fixed, "etc/modprobe.d/i915.conf"),
+        "options i915 enable_gvt=1"
+    );
+    // qemu.conf: only the first list grows; removing the insertion gives the original back.
+    let q = file(&fixed, "etc/libvirt/qemu.conf");
+    let ins = ",\n    \"/dev/full\",\n    \"/dev/zero\",\n    \"/dev/random\",\n    \"/dev/urandom\",\n    \"/dev/ptmx\",\n    \"/dev/kvm\",\n    \"/dev/userfaultfd\"";
+    assert_eq!(q.matches(ins).count(), 1);
+    assert_eq!(q.replacen(ins, "", 1), qemu0);
+    assert_eq!(fixed["etc/libvirt/qemu.conf"].0, 0o600, "mode kept");
+    // Already configured to load at boot: no second modules-load.d file.
+    assert!(!fixed.contains_key("etc/modules-load.d/gvtg.conf"));
+    // The doctor on the fixed tree.
+    assert_eq!(status(&doctor, "libvirt.qemu-conf"), "pass");
+    assert_eq!(
+        status(&doctor, "i915.enable-gvt"),
+        "warn",
+        "configured for the next boot"
+    );
+    let gvt = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "i915.enable-gvt")
+        .unwrap()
+        .to_string();
+    assert!(!gvt.contains("ignores this line"), "{gvt}");
+    assert!(!gvt.contains("GRUB_CMDLINE_DEFAULT is never used"), "{gvt}");
+    assert!(!fixed.contains_key("etc/udev/rules.d/60-gvtg-vfio.rules"));
+}
+
+#[test]
+fn fedora_grubby_and_dracut() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    write(
+        r,
+        "etc/os-release",
+        "NAME=\"Fedora Linux\"\nID=fedora\nVERSION_ID=41\nPRETTY_NAME=\"Fedora Linux 41\"\n",
+    );
+    fs::remove_file(r.join("etc/modules-load.d/gvt.conf")).unwrap();
+    let p = r.join("proc/modules");
+    let m: String = read(r, "proc/modules")
+        .lines()
+        .filter(|l| !l.starts_with("kvmgt "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(p, m).unwrap();
+    let (_, applied, fixed, doctor) = roundtrip(r);
+    assert_eq!(
+        status(&doctor, "i915.enable-gvt"),
+        "warn",
+        "configured for the next boot"
+    );
+    assert!(applied.contains("would run (not on a captured tree): grubby --update-kernel=ALL --args=i915.enable_gvt=1"), "{applied}");
+    assert!(!applied.contains("update-grub"), "{applied}");
+    assert!(!applied.contains("grub2-mkconfig"), "{applied}");
+    assert!(
+        applied.contains("would run (not on a captured tree): dracut -f"),
+        "{applied}"
+    );
+    assert!(file(&fixed, "etc/default/grub")
+        .contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash i915.enable_gvt=1"));
+    assert_eq!(file(&fixed, "etc/modules-load.d/gvtg.conf"), "kvmgt\n");
+    assert_eq!(
+        file(&fixed, "etc/dracut.conf.d/gvtg.conf"),
+        "add_drivers+=\" kvmgt \"\n"
+    );
+    assert_eq!(fixed["etc/dracut.conf.d/"].0, 0o755);
+}
+
+#[test]
+fn arch_grub_and_mkinitcpio() {
+    let d = copy_fixture("skl-no-enable-gvt");
+    let r = d.path();
+    let conf = "# vim:set ft=sh\nMODULES=(i915)\n\nBINARIES=()\nHOOKS=(base udev autodetect modconf block filesystems fsck)\n";
+    write(r, "etc/mkinitcpio.conf", conf);
+    fs::remove_file(r.join("etc/modules-load.d/kvmgt.conf")).unwrap();
+    let m: String = read(r, "proc/modules")
+        .lines()
+        .filter(|l| !l.starts_with("kvmgt "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(r.join("proc/modules"), m).unwrap();
+    let grub0 = read(r, "etc/default/grub");
+    let (_, applied, fixed, doctor) = roundtrip(r);
+    assert_eq!(
+        status(&doctor, "i915.enable-gvt"),
+        "warn",
+        "configured for the next boot"
+    );
+    assert!(
+        applied
+            .contains("would run (not on a captured tree): grub-mkconfig -o /boot/grub/grub.cfg"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("would run (not on a captured tree): mkinitcpio -P"),
+        "{applied}"
+    );
+    assert_eq!(
+        file(&fixed, "etc/mkinitcpio.conf"),
+        conf.replace("MODULES=(i915)", "MODULES=(i915 kvmgt)")
+    );
+    let g = file(&fixed, "etc/default/grub");
+    let changed: Vec<(&str, &str)> = grub0
+        .lines()
+        .zip(g.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(
+        changed[0].1.starts_with("GRUB_CMDLINE_LINUX_DEFAULT=")
+            && changed[0].1.ends_with(" i915.enable_gvt=1\""),
+        "{changed:?}"
+    );
+    assert_eq!(grub0.lines().count(), g.lines().count());
+}
+
+#[test]
+fn grub_d_override_is_named() {
+    let d = copy_fixture("skl-no-enable-gvt");
+    let r = d.path();
+    write(
+        r,
+        "etc/default/grub.d/50-cloudimg-settings.cfg",
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0\"\n",
+    );
+    let t = text(&gvtg(r, &["fix"]));
+    assert!(
+        t.contains(
+            "/etc/default/grub.d/50-cloudimg-settings.cfg also sets GRUB_CMDLINE_LINUX_DEFAULT"
+        ),
+        "{t}"
+    );
+}
+
+#[test]
+fn systemd_boot_kernel_cmdline() {
+    let d = copy_fixture("skl-no-enable-gvt");
+    let r = d.path();
+    fs::remove_file(r.join("etc/default/grub")).unwrap();
+    write(r, "etc/kernel/cmdline", "root=UUID=0a1b rw quiet\n");
+    let (_, applied, fixed, doctor) = roundtrip(r);
+    assert_eq!(
+        status(&doctor, "i915.enable-gvt"),
+        "warn",
+        "configured for the next boot"
+    );
+    assert_eq!(
+        file(&fixed, "etc/kernel/cmdline"),
+        "root=UUID=0a1b rw quiet i915.enable_gvt=1\n"
+    );
+    assert!(
+        applied.contains("would run (not on a captured tree): kernel-install add "),
+        "{applied}"
+    );
+    assert!(!applied.contains("grub"), "{applied}");
+}
+
+#[test]
+fn proxmox_boot_tool() {
+    let d = copy_fixture("skl-no-enable-gvt");
+    let r = d.path();
+    write(
+        r,
+        "etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n",
+    );
+    fs::remove_file(r.join("etc/default/grub")).unwrap();
+    write(
+        r,
+        "etc/kernel/cmdline",
+        "root=ZFS=rpool/ROOT/pve-1 boot=zfs\n",
+    );
+    write(r, "usr/sbin/proxmox-boot-tool", "#!/bin/sh\n");
+    let (_, applied, fixed, doctor) = roundtrip(r);
+    assert_eq!(
+        status(&doctor, "i915.enable-gvt"),
+        "warn",
+        "configured for the next boot"
+    );
+    assert_eq!(
+        file(&fixed, "etc/kernel/cmdline"),
+        "root=ZFS=rpool/ROOT/pve-1 boot=zfs i915.enable_gvt=1\n"
+    );
+    assert!(
+        applied.contains("would run (not on a captured tree): proxmox-boot-tool refresh"),
+        "{applied}"
+    );
+}
+
+#[test]
+fn kernelstub_and_guc_removal() {
+    let d = copy_fixture("kbl-enable-guc-3");
+    let r = d.path();
+    let (_, applied, fixed, doctor) = roundtrip(r);
+    assert_eq!(status(&doctor, "i915.enable-gvt"), "pass");
+    assert!(file(&fixed, "etc/default/grub")
+        .contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash i915.enable_gvt=1\"\n"));
+    assert!(applied.contains("update-grub"), "{applied}");
+
+    let d = copy_fixture("kbl-enable-guc-3");
+    let r = d.path();
+    write(
+        r,
+        "etc/kernelstub/configuration",
+        "{\"user\": {\"kernel_options\": [\"quiet\", \"splash\", \"i915.enable_guc=3\"]}}\n",
+    );
+    let out = gvtg(r, &["fix", "--yes"]);
+    let t = text(&out);
+    assert!(
+        t.contains("would run (not on a captured tree): kernelstub -d i915.enable_guc=3"),
+        "{t}"
+    );
+    assert!(!t.contains("etc/default/grub"), "{t}");
+    // Once kernelstub's configuration no longer has it, nothing is left to do.
+    write(
+        r,
+        "etc/kernelstub/configuration",
+        "{\"user\": {\"kernel_options\": [\"quiet\", \"splash\"]}}\n",
+    );
+    let t = text(&gvtg(r, &["fix", "--yes"]));
+    assert!(!t.contains("kernelstub -d"), "{t}");
+}
+
+#[test]
+fn guc_in_modprobe_d_is_removed_and_never_converted() {
+    let d = copy_fixture("kbl-enable-guc-3");
+    let r = d.path();
+    write(
+        r,
+        "etc/modprobe.d/i915.conf",
+        "# tuning\noptions i915 enable_guc=3 enable_fbc=1\n",
+    );
+    write(r, "etc/modprobe.d/guide.conf", "i915.enable_guc=3\n");
+    let (_, applied, fixed, _) = roundtrip(r);
+    assert_eq!(
+        file(&fixed, "etc/modprobe.d/i915.conf"),
+        "# tuning\noptions i915 enable_fbc=1\n"
+    );
+    assert_eq!(
+        file(&fixed, "etc/modprobe.d/guide.conf"),
+        "i915.enable_guc=3\n",
+        "an ignored GuC line stays ignored"
+    );
+    assert!(applied.contains("update-initramfs -u"), "{applied}");
+}
+
+#[test]
+fn nixos_prints_a_snippet_that_nix_parses() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    write(
+        r,
+        "etc/os-release",
+        "NAME=NixOS\nID=nixos\nPRETTY_NAME=\"NixOS 24.11 (Vicuna)\"\n",
+    );
+    write(r, "etc/NIXOS", "");
+    fs::remove_file(r.join("etc/modules-load.d/gvt.conf")).unwrap();
+    let orig = tree(r);
+    let out = gvtg(r, &["fix", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_same(&tree(r), &orig, "NixOS: nothing is edited");
+    let t = text(&out);
+    let start = t.find("# gvtg fix: Intel GVT-g").expect("snippet");
+    let end = start + t[start..].find("\n}\n").expect("snippet end") + 3;
+    let snip = &t[start..end];
+    for want in [
+        "virtualisation.kvmgt.enable = true;",
+        "boot.kernelParams = [ \"i915.enable_gvt=1\" ];",
+        "boot.extraModprobeConfig",
+        "boot.kernelModules = [ \"kvmgt\" ];",
+        "virtualisation.libvirtd.qemu.verbatimConfig",
+        "\"/dev/vtcm15\",",
+        "\"/dev/userfaultfd\",",
+    ] {
+        assert!(snip.contains(want), "{want} not in\n{snip}");
+    }
+    nix_parse(d.path(), snip);
+    // Every option at once, a vGPU type included.
+    let all = gvtg::fix::nixos::snippet(&gvtg::fix::nixos::Wants {
+        gvt: true,
+        params: true,
+        modules: vec!["kvmgt".into(), "vfio_iommu_type1".into(), "mdev".into()],
+        udev: true,
+        acl: Some(vec!["/dev/null".into(), "/dev/kvm".into()]),
+        vgpu: Some("i915-GVTg_V5_4".into()),
+    })
+    .unwrap();
+    let parsed = nix_parse(d.path(), &all);
+    for want in [
+        "vgpus = { i915-GVTg_V5_4 = { uuid = [",
+        "extraRules = \"SUBSYSTEM==\\\"vfio\\\"",
+        "kernelModules = [ (\"kvmgt\") (\"vfio_iommu_type1\") (\"mdev\") ]",
+    ] {
+        assert!(parsed.contains(want), "{want} not in {parsed}");
+    }
+}
+
+/// `nix-instantiate --parse` (offline: a throwaway store and `--store dummy://`); fails, never
+/// skips, when nix-instantiate is missing.
+fn nix_parse(dir: &Path, snip: &str) -> String {
+    let nixfile = dir.join("snippet.nix");
+    fs::write(&nixfile, snip).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let p = Command::new("nix-instantiate")
+        .args(["--parse", "--store", "dummy://"])
+        .arg(&nixfile)
+        .env("NIX_STORE_DIR", store.path().join("store"))
+        .env("NIX_STATE_DIR", store.path().join("state"))
+        .env("NIX_LOG_DIR", store.path().join("log"))
+        .output()
+        .expect("nix-instantiate is required (Debian: apt-get install nix-bin; scripts/test installs it)");
+    assert!(
+        p.status.success(),
+        "nix-instantiate --parse failed:\n{}\n{snip}",
+        String::from_utf8_lossy(&p.stderr)
+    );
+    let parsed = String::from_utf8_lossy(&p.stdout).into_owned();
+    assert!(parsed.contains("kvmgt = {"), "{parsed}");
+    parsed
+}
+
+#[test]
+fn healthy_host_needs_nothing() {
+    let d = copy_fixture("bdw-healthy");
+    let out = gvtg(d.path(), &["fix", "--yes"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out).contains("Nothing to change."), "{}", text(&out));
+    assert!(!d.path().join("var/lib/gvtg/journal").exists());
+}
+
+#[test]
+fn a_failure_halfway_rolls_back() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    let orig = tree(r);
+    for step in ["after-backup", "after-temp-write", "after-rename"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_gvtg"))
+            .args(["fix", "--yes", "--root"])
+            .arg(r)
+            .env("GVTG_FAILPOINT", step)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{step}: {}", text(&out));
+        assert!(text(&out).contains("rolled back"), "{step}: {}", text(&out));
+        let now = tree(r);
+        let real: BTreeMap<_, _> = now
+            .into_iter()
+            .filter(|(k, _)| !k.contains(".gvtg-tmp-"))
+            .collect();
+        assert_same(&real, &orig, step);
+        let u = gvtg(r, &["fix", "--undo"]);
+        assert_eq!(u.status.code(), Some(0));
+        assert_same(&tree(r), &orig, &format!("{step}: undo"));
+    }
+}
+
+#[test]
+fn hosts_where_gvt_is_blocked_get_no_boot_changes() {
+    for (host, why) in [
+        ("guest-vm", "gpu.igd"),
+        ("kbl-gvtd-vfio-pci", "vfio-pci"),
+        ("cfl-kernel-without-kvmgt", "kernel.support"),
+        ("amd-host", "not possible on this hardware"),
+    ] {
+        let d = copy_fixture(host);
+        let orig = tree(d.path());
+        let out = gvtg(d.path(), &["fix", "--yes"]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{host}: {t}");
+        assert!(t.contains(why), "{host}: {t}");
+        assert!(t.contains("Nothing to change."), "{host}: {t}");
+        assert_same(&tree(d.path()), &orig, host);
+    }
+}
+
+#[test]
+fn owner_and_group_are_kept() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    let q = r.join("etc/libvirt/qemu.conf");
+    if std::os::unix::fs::chown(&q, Some(4321), Some(8765)).is_err() {
+        eprintln!("not root: skipping the owner check");
+        return;
+    }
+    let a = gvtg(r, &["fix", "--yes"]);
+    assert_eq!(a.status.code(), Some(0), "{}", text(&a));
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(&q).unwrap();
+    assert_eq!((m.uid(), m.gid()), (4321, 8765), "after apply");
+    assert!(read(r, "etc/libvirt/qemu.conf").contains("\"/dev/userfaultfd\""));
+    let u = gvtg(r, &["fix", "--undo"]);
+    assert_eq!(u.status.code(), Some(0));
+    let m = fs::metadata(&q).unwrap();
+    assert_eq!((m.uid(), m.gid()), (4321, 8765), "after undo");
+}
+
+#[test]
+fn a_concurrent_fix_fails_at_once() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    fs::create_dir_all(r.join("run")).unwrap();
+    let f = fs::File::create(r.join("run/gvtg.lock")).unwrap();
+    let _held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let orig = tree(r);
+    let out = gvtg(r, &["fix", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("another gvtg fix is running"),
+        "{}",
+        text(&out)
+    );
+    assert_same(&tree(r), &orig, "locked");
+}
+
+#[test]
+fn vfio_nodes_get_the_udev_rule() {
+    let d = copy_fixture("debian-stock-qemu-conf");
+    let r = d.path();
+    let q = read(r, "etc/libvirt/qemu.conf");
+    write(
+        r,
+        "etc/libvirt/qemu.conf",
+        &format!("{q}dynamic_ownership = 0\n"),
+    );
+    let (dry, applied, fixed, _) = roundtrip(r);
+    assert!(
+        dry.contains("+++ b/etc/udev/rules.d/90-gvtg-vfio.rules"),
+        "{dry}"
+    );
+    assert_eq!(
+        file(&fixed, "etc/udev/rules.d/90-gvtg-vfio.rules"),
+        "SUBSYSTEM==\"vfio\", OWNER=\"root\", GROUP=\"kvm\", MODE=\"0660\"\n"
+    );
+    assert!(fixed.contains_key("etc/udev/rules.d/"), "directory created");
+    assert!(
+        applied.contains("would run (not on a captured tree): udevadm control --reload"),
+        "{applied}"
+    );
+    // Debian's libvirt-qemu has kvm as its primary group: no usermod.
+    assert!(!applied.contains("usermod"), "{applied}");
+
+    // A QEMU user outside group kvm is added to it.
+    let d = copy_fixture("debian-stock-qemu-conf");
+    let r = d.path();
+    let q = read(r, "etc/libvirt/qemu.conf");
+    write(
+        r,
+        "etc/libvirt/qemu.conf",
+        &format!("{q}dynamic_ownership = 0\n"),
+    );
+    let p = read(r, "etc/passwd").replace(":64055:108:", ":64055:64055:");
+    write(r, "etc/passwd", &p);
+    let out = gvtg(r, &["fix", "--yes"]);
+    assert!(
+        text(&out).contains("would run (not on a captured tree): usermod -aG kvm libvirt-qemu"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// On a terminal without --yes, `gvtg fix` asks once; only "y" applies. `script` (util-linux)
+/// gives the child a pseudo-terminal.
+#[test]
+fn a_terminal_is_asked_once() {
+    use std::io::Write as _;
+    for (answer, applies) in [("n", false), ("", false), ("y", true)] {
+        let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+        let r = d.path();
+        let orig = tree(r);
+        let cmd = format!(
+            "{} fix --color never --root {}",
+            env!("CARGO_BIN_EXE_gvtg"),
+            r.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env_remove("GVTG_ROOT")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) is needed for the terminal test");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let t = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(t.matches("Apply these changes? [y/N]").count(), 1, "{t}");
+        if applies {
+            assert!(t.contains("Applied."), "{t}");
+            assert_ne!(tree(r), orig);
+        } else {
+            assert!(
+                t.contains("Dry run: nothing was changed"),
+                "{answer:?}: {t}"
+            );
+            assert_same(&tree(r), &orig, answer);
+        }
+    }
+}
+
+#[test]
+fn symlinks_and_escapes_are_refused() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    let outside = tempfile::tempdir().unwrap();
+    fs::copy(r.join("etc/default/grub"), outside.path().join("grub")).unwrap();
+    fs::remove_file(r.join("etc/default/grub")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("grub"), r.join("etc/default/grub")).unwrap();
+    let before = fs::read(outside.path().join("grub")).unwrap();
+    let out = gvtg(r, &["fix", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("/etc/default/grub resolves to"), "{t}");
+    assert!(t.contains("outside the captured tree"), "{t}");
+    assert_eq!(fs::read(outside.path().join("grub")).unwrap(), before);
+    assert!(fs::symlink_metadata(r.join("etc/default/grub"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // The other fixes still apply.
+    assert!(read(r, "etc/libvirt/qemu.conf").contains("\"/dev/userfaultfd\""));
+}
+
+#[test]
+fn a_symlink_inside_the_tree_is_not_replaced() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    fs::rename(r.join("etc/default/grub"), r.join("etc/default/grub.real")).unwrap();
+    std::os::unix::fs::symlink("grub.real", r.join("etc/default/grub")).unwrap();
+    let orig = tree(r);
+    let out = gvtg(r, &["fix", "--yes"]);
+    let t = text(&out);
+    assert!(t.contains("/etc/default/grub is a symbolic link"), "{t}");
+    let now = tree(r);
+    assert_eq!(now["etc/default/grub"], orig["etc/default/grub"]);
+    assert_eq!(now["etc/default/grub.real"], orig["etc/default/grub.real"]);
+}
