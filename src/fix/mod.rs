@@ -711,7 +711,7 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
             None if want_gvt || want_modules || bad(&results, "mdev.parent", false) => b
                 .plan
                 .follow_ups
-                .push("after the reboot: `gvtg doctor`, then `gvtg vgpu create TYPE --persist` (types: `gvtg vgpu list`)".into()),
+                .push("after the reboot: `gvtg doctor`, then `gvtg vgpu create TYPE --persist` (types: `gvtg vgpu types`)".into()),
             None => {}
         }
     }
