@@ -679,3 +679,29 @@ fn a_symlink_inside_the_tree_is_not_replaced() {
     assert_eq!(now["etc/default/grub"], orig["etc/default/grub"]);
     assert_eq!(now["etc/default/grub.real"], orig["etc/default/grub.real"]);
 }
+
+#[test]
+fn undo_refuses_to_overwrite_hand_edits_unless_forced() {
+    let d = copy_fixture("kbl-acl-replaced-modprobe-mistake");
+    let r = d.path();
+    let orig = tree(r);
+    let a = gvtg(r, &["fix", "--yes"]);
+    assert_eq!(a.status.code(), Some(0), "{}", text(&a));
+    // The user edits a file gvtg changed.
+    let edited = format!("{}# my own line\n", read(r, "etc/modprobe.d/i915.conf"));
+    write(r, "etc/modprobe.d/i915.conf", &edited);
+    let u = gvtg(r, &["fix", "--undo"]);
+    assert_eq!(u.status.code(), Some(2), "{}", text(&u));
+    assert!(
+        text(&u).contains("/etc/modprobe.d/i915.conf"),
+        "{}",
+        text(&u)
+    );
+    assert!(text(&u).contains("--force"), "{}", text(&u));
+    // Nothing was restored: the edit is still there, and so is gvtg's other change.
+    assert_eq!(read(r, "etc/modprobe.d/i915.conf"), edited);
+    assert_ne!(tree(r), orig);
+    let f = gvtg(r, &["fix", "--undo", "--force"]);
+    assert_eq!(f.status.code(), Some(0), "{}", text(&f));
+    assert_same(&tree(r), &orig, "forced undo");
+}

@@ -20,12 +20,15 @@ pub struct FixArgs {
     /// Restore every file gvtg fix changed to its original, byte for byte, and clear the journal.
     #[arg(long, conflicts_with = "yes")]
     pub undo: bool,
+    /// With --undo: restore even files edited by hand since gvtg fix wrote them.
+    #[arg(long, requires = "undo")]
+    pub force: bool,
 }
 
 /// Runs `gvtg fix`.
 pub fn run(args: &FixArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<u8> {
     if args.undo {
-        let restored = apply::undo(&ctx.root)?;
+        let restored = apply::undo(&ctx.root, args.force)?;
         if restored.is_empty() {
             writeln!(out, "Nothing to undo: the journal is empty.")?;
         } else {

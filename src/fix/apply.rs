@@ -9,9 +9,11 @@
 //!
 //! The journal (`ROOT/var/lib/gvtg/journal/`) holds, per file, `NNNN.orig` (the original bytes)
 //! and `NNNN.json` (`{"path", "existed", "mode", "uid", "gid", "kind"}`), the JSON written last
-//! as the commit mark. Directories the fix created are entries of kind `dir`. `--undo` restores
-//! every entry newest first (removing files and directories that did not exist) and then clears
-//! the journal.
+//! as the commit mark, and `NNNN.ours` (what gvtg last wrote there, saved just before the
+//! rename). Directories the fix created are entries of kind `dir`. `--undo` restores every entry
+//! newest first (removing files and directories that did not exist) and then clears the journal.
+//! It first compares each file with `NNNN.ours`: a file edited by hand since gvtg wrote it is not
+//! overwritten (that would lose the edit) unless `--force` says so.
 //!
 //! `GVTG_FAILPOINT=<name>[:sleep=MS]` makes apply fail (or sleep) at a named step, for the crash
 //! tests; without it nothing happens. Steps: `before-backup`, `after-backup`, `after-temp-write`,
@@ -195,6 +197,39 @@ impl Journal {
     fn orig(&self, n: usize) -> PathBuf {
         self.dir.join(format!("{n:04}.orig"))
     }
+
+    fn ours(&self, n: usize) -> PathBuf {
+        self.dir.join(format!("{n:04}.ours"))
+    }
+
+    /// Saves what gvtg is about to write to `path` (called before the rename, so after a crash
+    /// the file holds either the original or exactly this).
+    fn record_ours(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        let Some((n, _)) = self.entries.iter().find(|(_, e)| e.path == path) else {
+            bail!("internal: {path} has no journal entry");
+        };
+        atomic_write(&self.ours(*n), bytes, 0o600, None)
+    }
+
+    /// Journaled files whose current content is neither what gvtg wrote nor the original:
+    /// someone edited them after `gvtg fix`.
+    pub fn edited_since(&self, root: &HostRoot) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.kind == "file")
+            .filter_map(|(n, e)| {
+                let ours = fs::read(self.ours(*n)).ok()?;
+                let now = fs::read(root.path(e.path.trim_start_matches('/'))).ok();
+                let orig = if e.existed {
+                    fs::read(self.orig(*n)).ok()
+                } else {
+                    None
+                };
+                let untouched = now.as_deref() == Some(ours.as_slice()) || now == orig;
+                (!untouched).then(|| e.path.clone())
+            })
+            .collect()
+    }
 }
 
 /// What one run changed, to roll back on failure.
@@ -350,6 +385,7 @@ pub fn apply(root: &HostRoot, plan: &Plan) -> Result<Applied> {
                 path: path.clone(),
                 before: now.map(|b| (b, mode, uid, gid)),
             });
+            j.record_ours(&shown, f.after.as_bytes())?;
             atomic_write(&path, f.after.as_bytes(), mode, owner)?;
             failpoint("after-rename")?;
             applied.changed.push(shown);
@@ -374,10 +410,21 @@ pub fn apply(root: &HostRoot, plan: &Plan) -> Result<Applied> {
 }
 
 /// Restores every journaled original, newest first, then clears the journal. Returns the
-/// restored paths.
-pub fn undo(root: &HostRoot) -> Result<Vec<String>> {
+/// restored paths. Refuses, changing nothing, when a file was edited by hand after gvtg wrote it,
+/// unless `force`.
+pub fn undo(root: &HostRoot, force: bool) -> Result<Vec<String>> {
     let _lock = lock(root)?;
     let j = Journal::open(root)?;
+    let edited = j.edited_since(root);
+    if !edited.is_empty() && !force {
+        bail!(
+            "refusing to undo: {} changed since gvtg fix wrote {}; restoring the original{} would lose those edits. Compare with the originals in {}, then run `gvtg fix --undo --force` to restore anyway.",
+            edited.join(", "),
+            if edited.len() == 1 { "it" } else { "them" },
+            if edited.len() == 1 { "" } else { "s" },
+            HostRoot::display(JOURNAL)
+        );
+    }
     let mut restored = Vec::new();
     for (n, e) in j.entries.iter().rev() {
         let rel = e.path.trim_start_matches('/');
