@@ -100,7 +100,7 @@ fn grub_next_boot(s: &Snapshot, key: &str) -> Option<String> {
 }
 
 /// Where the next boot's kernel command line turns enable_gvt on, when the running one does not
-/// need to: `/etc/default/grub` (GRUB_CMDLINE_LINUX[_DEFAULT]) or `/etc/kernel/cmdline`
+/// need to: `/etc/default/grub` (`GRUB_CMDLINE_LINUX[_DEFAULT]`) or `/etc/kernel/cmdline`
 /// (systemd-boot, kernel-install, proxmox-boot-tool). This is what `gvtg fix` writes; the
 /// running kernel only sees it after a reboot.
 fn gvt_next_boot(s: &Snapshot) -> Option<&'static str> {

@@ -80,7 +80,7 @@ pub enum VgpuCommand {
         #[arg(long)]
         persist: bool,
     },
-    /// Print the libvirt <hostdev> for a vGPU, or a domain XML with it added.
+    /// Print the libvirt `<hostdev>` for a vGPU, or a domain XML with it added.
     Xml {
         /// The mdev's UUID.
         uuid: String,
