@@ -79,6 +79,8 @@ pub struct OverrideProp {
     pub alias: String,
     /// Property name.
     pub name: String,
+    /// Property value.
+    pub value: String,
 }
 
 /// What preflight reads from a domain XML.
@@ -263,6 +265,7 @@ impl Domain {
                     dom.overrides.push(OverrideProp {
                         alias: alias.clone(),
                         name: p.attribute("name").unwrap_or("").to_string(),
+                        value: p.attribute("value").unwrap_or("").to_string(),
                     });
                 }
             }
@@ -1034,7 +1037,10 @@ fn check_display(dom: &Domain, sets: &[SetArg]) -> Outcome {
     let set_prop = |prop: &str, val: &[&str]| {
         sets.iter()
             .any(|s| s.group == "device" && s.prop == prop && val.contains(&s.value.as_str()))
-            || dom.overrides.iter().any(|p| p.name == prop)
+            || dom
+                .overrides
+                .iter()
+                .any(|p| p.name == prop && val.contains(&p.value.as_str()))
     };
     let display_set = set_prop("display", &["on", "true"]);
     let opregion = set_prop("x-igd-opregion", &["on", "true"]);
@@ -1782,6 +1788,8 @@ mod tests {
         assert_eq!(parse_version("10.1"), Some((10, 1, 0)));
         assert_eq!(parse_version("nope"), None);
         assert!(is_igpu_vf("0000:00:02.7") && !is_igpu_vf("0000:00:02.0"));
+        assert!(crate::cmd::preflight::hook_script("/usr/bin/gvtg").is_ok());
+        assert!(crate::cmd::preflight::hook_script("/tmp/a b;rm").is_err());
     }
 
     #[test]

@@ -149,3 +149,102 @@ fn usage_errors_exit_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
     }
 }
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn hook_install_and_remove_respect_existing_hooks() {
+    // No hooks at all: hooks/qemu is ours.
+    let t = copy_fixture("bdw-healthy");
+    let single = t.path().join("etc/libvirt/hooks/qemu");
+    let o = gvtg(t.path(), &["preflight", "--install-hook"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let script = std::fs::read_to_string(&single).unwrap();
+    assert!(script.starts_with("#!/bin/sh\n# gvtg-preflight hook"));
+    assert!(script.contains("preflight --run-hook \"$1\""));
+    assert_eq!(mode(&single), 0o755);
+    let again = gvtg(t.path(), &["preflight", "--install-hook"]);
+    assert!(text(&again).contains("already installed"));
+    let rm = gvtg(t.path(), &["preflight", "--remove-hook"]);
+    assert_eq!(rm.status.code(), Some(0));
+    assert!(!single.exists());
+
+    // The qemu.d layout: a drop-in, the foreign hooks/qemu untouched.
+    let t = copy_fixture("bdw-healthy");
+    put(
+        t.path(),
+        "etc/libvirt/hooks/qemu",
+        "#!/bin/sh\n# someone else's\n",
+    );
+    std::fs::create_dir_all(t.path().join("etc/libvirt/hooks/qemu.d")).unwrap();
+    let o = gvtg(t.path(), &["preflight", "--install-hook"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let dropin = t.path().join("etc/libvirt/hooks/qemu.d/gvtg-preflight");
+    assert!(std::fs::read_to_string(&dropin)
+        .unwrap()
+        .contains("gvtg-preflight hook"));
+    let rm = gvtg(t.path(), &["preflight", "--remove-hook"]);
+    assert_eq!(rm.status.code(), Some(0));
+    assert!(!dropin.exists());
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("etc/libvirt/hooks/qemu")).unwrap(),
+        "#!/bin/sh\n# someone else's\n"
+    );
+
+    // A foreign hooks/qemu and no qemu.d: refused with instructions, nothing written.
+    let t = copy_fixture("bdw-healthy");
+    put(t.path(), "etc/libvirt/hooks/qemu", "#!/bin/sh\nexit 0\n");
+    let o = gvtg(t.path(), &["preflight", "--install-hook"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is not overwritten"), "{}", text(&o));
+    assert!(text(&o).contains("qemu.d"));
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("etc/libvirt/hooks/qemu")).unwrap(),
+        "#!/bin/sh\nexit 0\n"
+    );
+    assert!(!t.path().join("etc/libvirt/hooks/qemu.d").exists());
+    let rm = gvtg(t.path(), &["preflight", "--remove-hook"]);
+    assert!(text(&rm).contains("no gvtg preflight hook installed"));
+}
+
+fn run_hook(root: &std::path::Path, name: &str, xml: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_gvtg"))
+        .args(["preflight", "--run-hook", name, "--root"])
+        .arg(root)
+        .env_remove("GVTG_ROOT")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(xml.as_bytes()).unwrap();
+    c.wait_with_output().unwrap()
+}
+
+#[test]
+fn hook_creates_auto_start_vgpus_and_refuses_unstartable_domains() {
+    let t = copy_fixture("bdw-healthy");
+    put(
+        t.path(),
+        &format!("etc/mdevctl.d/0000:00:02.0/{MISSING}"),
+        "{\"mdev_type\": \"i915-GVTg_V4_4\", \"start\": \"auto\", \"attrs\": []}\n",
+    );
+    let o = run_hook(t.path(), "vm", &domain("vm", MISSING));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let create = t
+        .path()
+        .join("sys/class/mdev_bus/0000:00:02.0/mdev_supported_types/i915-GVTg_V4_4/create");
+    assert_eq!(std::fs::read_to_string(create).unwrap().trim(), MISSING);
+
+    // No definition: nothing created, the start is refused with the reason on stderr.
+    let other = "11111111-2222-4333-8444-555555555555";
+    let o = run_hook(t.path(), "vm2", &domain("vm2", other));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("vgpu.uuid") && err.contains(other), "{err}");
+}

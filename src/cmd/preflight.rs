@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use clap::Parser;
 use owo_colors::OwoColorize;
 use serde::Serialize;
 
@@ -29,14 +30,25 @@ pub struct PreflightArgs {
     /// The domain XML file to judge.
     #[arg(
         value_name = "DOMAIN.xml",
-        required_unless_present = "domain",
-        conflicts_with = "domain"
+        required_unless_present_any = ["domain", "install_hook", "remove_hook", "run_hook"],
+        conflicts_with_all = ["domain", "install_hook", "remove_hook", "run_hook"]
     )]
     pub xml: Option<PathBuf>,
     /// A libvirt domain by name: `virsh dumpxml NAME` on a live host, else
     /// ROOT/etc/libvirt/qemu/NAME.xml.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["install_hook", "remove_hook", "run_hook"])]
     pub domain: Option<String>,
+    /// Install a libvirt qemu hook that, when a domain is prepared, creates its missing
+    /// auto-start vGPUs and refuses the start when preflight fails (`qemu.d/gvtg-preflight`;
+    /// a foreign `hooks/qemu` script is never overwritten).
+    #[arg(long, conflicts_with_all = ["remove_hook", "run_hook"])]
+    pub install_hook: bool,
+    /// Remove the hook `--install-hook` installed.
+    #[arg(long, conflicts_with = "run_hook")]
+    pub remove_hook: bool,
+    /// Hook mode: the domain XML on stdin, for domain NAME (what the installed hook runs).
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub run_hook: Option<String>,
     /// Print JSON (docs/preflight.md).
     #[arg(long)]
     pub json: bool,
@@ -301,8 +313,41 @@ pub fn run(args: &PreflightArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resu
         )),
         None => None,
     };
-    let (xml, source) = load(args, &ctx.root)?;
+    if args.install_hook {
+        return install_hook(&ctx.root, out);
+    }
+    if args.remove_hook {
+        return remove_hook(&ctx.root, out);
+    }
+    let (xml, source) = match &args.run_hook {
+        Some(name) => {
+            let mut b = Vec::new();
+            std::io::stdin()
+                .lock()
+                .take((MAX_XML + 1) as u64)
+                .read_to_end(&mut b)
+                .context("reading the domain XML from stdin")?;
+            let xml = String::from_utf8(b).context("the domain XML on stdin is not UTF-8")?;
+            create_autostart_vgpus(&xml, ctx, out)?;
+            (xml, format!("libvirt hook for {name}"))
+        }
+        None => load(args, &ctx.root)?,
+    };
+    let version = match version {
+        // In a hook, never call back into libvirt: only the daemon binaries are asked.
+        None if args.run_hook.is_some() && ctx.root.is_live() => Some(daemon_version()),
+        v => v,
+    };
     let (name, items) = evaluate(&xml, &ctx.root, version);
+    if args.run_hook.is_some() && !preflight::startable(&items) {
+        // libvirt shows the hook's stderr in its error message.
+        for i in items
+            .iter()
+            .filter(|i| matches!(i.outcome.status, Status::Fail | Status::Error))
+        {
+            eprintln!("gvtg preflight: {}: {}", i.id, i.outcome.summary);
+        }
+    }
     let name = name.or_else(|| args.domain.clone());
     let ok = preflight::startable(&items);
     let code = u8::from(!ok);
@@ -406,4 +451,164 @@ pub fn run(args: &PreflightArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resu
         writeln!(out, "\nRun with -v for the evidence behind each verdict.")?;
     }
     Ok(code)
+}
+
+/// The hook file name inside `hooks/qemu.d`, and the marker that identifies our scripts.
+const HOOK_NAME: &str = "gvtg-preflight";
+const HOOK_MARKER: &str = "# gvtg-preflight hook";
+const HOOKS_DIR: &str = "etc/libvirt/hooks";
+
+/// The libvirt version from the daemon binaries only (no virsh: a hook must not call libvirt).
+fn daemon_version() -> (Option<preflight::Version>, String) {
+    for p in ["/usr/sbin/virtqemud", "/usr/sbin/libvirtd"] {
+        let p = Path::new(p);
+        if p.is_file() {
+            if let Ok((true, out, _)) = run_with_timeout(p, &["--version"], VIRSH_TIMEOUT) {
+                if let Some(v) = out.lines().next().and_then(preflight::parse_version) {
+                    return (Some(v), format!("{} --version", p.display()));
+                }
+            }
+        }
+    }
+    (None, "no libvirt daemon binary answered --version".into())
+}
+
+/// The hook script: libvirt runs it as `NAME OPERATION SUB-OP EXTRA` with the domain XML on
+/// stdin; only "prepare begin" does anything.
+pub fn hook_script(gvtg: &str) -> anyhow::Result<String> {
+    if gvtg.is_empty()
+        || !gvtg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._+-".contains(&b))
+    {
+        bail!("the gvtg path '{gvtg}' has characters a hook script cannot carry safely");
+    }
+    Ok(format!(
+        "#!/bin/sh\n{HOOK_MARKER} (installed by `gvtg preflight --install-hook`; remove with --remove-hook).\n\
+         # libvirt runs it as: NAME OPERATION SUB-OP EXTRA, with the domain XML on stdin. At\n\
+         # \"prepare begin\" it creates missing auto-start vGPUs and refuses the start when the domain\n\
+         # cannot start (the reasons go to libvirt's error message).\n\
+         [ \"$2\" = prepare ] && [ \"$3\" = begin ] || exit 0\n\
+         exec {gvtg} --color never preflight --run-hook \"$1\" >/dev/null\n"
+    ))
+}
+
+fn is_ours(root: &HostRoot, rel: &str) -> bool {
+    root.read(rel)
+        .into_ok()
+        .is_some_and(|t| t.contains(HOOK_MARKER))
+}
+
+/// Where the hook goes: `qemu.d/gvtg-preflight` when that layout is used; else `hooks/qemu`
+/// when there is none or it is ours; a foreign `hooks/qemu` is refused with instructions.
+fn hook_target(root: &HostRoot) -> anyhow::Result<String> {
+    let dropin_dir = format!("{HOOKS_DIR}/qemu.d");
+    let single = format!("{HOOKS_DIR}/qemu");
+    if root.exists(&dropin_dir) {
+        return Ok(format!("{dropin_dir}/{HOOK_NAME}"));
+    }
+    if !root.exists(&single) || is_ours(root, &single) {
+        return Ok(single);
+    }
+    bail!(
+        "{} is another program's hook script; it is not overwritten. Either use libvirt's drop-in \
+         directory (libvirt ≥ 6.5.0 runs every script in it besides hooks/qemu):\n    sudo mkdir {}\n    \
+         gvtg preflight --install-hook\nor add this line near the top of the existing script:\n    \
+         [ \"$2\" = prepare ] && [ \"$3\" = begin ] && {{ gvtg --color never preflight --run-hook \"$1\" >/dev/null || exit 1; }}\n\
+         (it reads the domain XML from stdin, so give it the script's stdin).",
+        HostRoot::display(&single),
+        HostRoot::display(&dropin_dir)
+    )
+}
+
+fn install_hook(root: &HostRoot, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let rel = hook_target(root)?;
+    let exe = std::env::current_exe().context("finding the gvtg binary")?;
+    let script = hook_script(&exe.to_string_lossy())?;
+    if root.read(&rel).into_ok().as_deref() == Some(script.as_str()) {
+        writeln!(out, "already installed: {}", HostRoot::display(&rel))?;
+        return Ok(0);
+    }
+    crate::host::sysfs_write::write_file_atomic(root, &rel, script.as_bytes())?;
+    let path = root.path_for_write(&rel)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {} executable", HostRoot::display(&rel)))?;
+    }
+    writeln!(out, "installed: {}", HostRoot::display(&rel))?;
+    writeln!(
+        out,
+        "libvirt reads hooks when it starts: sudo systemctl restart libvirtd (or virtqemud) once."
+    )?;
+    Ok(0)
+}
+
+fn remove_hook(root: &HostRoot, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let mut removed = false;
+    for rel in [
+        format!("{HOOKS_DIR}/qemu.d/{HOOK_NAME}"),
+        format!("{HOOKS_DIR}/qemu"),
+    ] {
+        if root.exists(&rel) && is_ours(root, &rel) {
+            crate::host::sysfs_write::remove_file(root, &rel)?;
+            writeln!(out, "removed: {}", HostRoot::display(&rel))?;
+            removed = true;
+        }
+    }
+    if !removed {
+        writeln!(out, "no gvtg preflight hook installed")?;
+    }
+    Ok(0)
+}
+
+/// The (parent, type) of an mdevctl definition with `"start": "auto"` for `uuid`.
+fn autostart_definition(root: &HostRoot, uuid: &str) -> Option<(String, String)> {
+    for p in root.read_dir("etc/mdevctl.d").into_ok()? {
+        if !safe_name(&p) {
+            continue;
+        }
+        let Some(t) = root.read(&format!("etc/mdevctl.d/{p}/{uuid}")).into_ok() else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) else {
+            continue;
+        };
+        if v.get("start").and_then(|s| s.as_str()) == Some("auto") {
+            let ty = v.get("mdev_type").and_then(|s| s.as_str())?;
+            return Some((p, ty.to_string()));
+        }
+    }
+    None
+}
+
+/// Creates the domain's vGPUs that do not exist but have an auto-start definition, through
+/// `gvtg vgpu create TYPE --parent P --uuid U`.
+fn create_autostart_vgpus(xml: &str, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
+    let Ok(dom) = Domain::parse(xml) else {
+        return Ok(()); // judged (as an ERROR) by preflight itself
+    };
+    for m in &dom.mdevs {
+        let u = m.uuid.trim().to_ascii_lowercase();
+        if u.len() != 36
+            || uuid::Uuid::try_parse(&u).is_err()
+            || ctx.root.exists(&format!("sys/bus/mdev/devices/{u}"))
+        {
+            continue;
+        }
+        let Some((parent, ty)) = autostart_definition(&ctx.root, &u) else {
+            continue;
+        };
+        let cli = crate::cli::Cli::try_parse_from([
+            "gvtg", "vgpu", "create", &ty, "--parent", &parent, "--uuid", &u,
+        ])?;
+        if let crate::cli::Command::Vgpu(a) = &cli.command {
+            match super::vgpu::run(a, ctx, out) {
+                Ok(0) => {}
+                Ok(_) => eprintln!("gvtg preflight: creating vGPU {u} failed"),
+                Err(e) => eprintln!("gvtg preflight: creating vGPU {u}: {e:#}"),
+            }
+        }
+    }
+    Ok(())
 }
