@@ -70,6 +70,8 @@ pub struct Graphics {
     pub gl: bool,
     /// `<gl rendernode=…>`.
     pub rendernode: Option<String>,
+    /// Listens on the network (a `listen` address or `<listen type='address|network'>`).
+    pub remote: bool,
 }
 
 /// One `qemu:override` property.
@@ -120,18 +122,18 @@ pub struct Domain {
 
 fn to_kib(value: &str, unit: Option<&str>) -> Option<u64> {
     let v: u64 = value.trim().parse().ok()?;
-    let mult: u64 = match unit.unwrap_or("KiB") {
-        "b" | "bytes" => return Some(v / 1024),
-        "KB" => return Some(v * 1000 / 1024),
-        "k" | "KiB" => 1,
-        "MB" => return Some(v * 1_000_000 / 1024),
-        "M" | "MiB" => 1024,
-        "GB" => return Some(v * 1_000_000_000 / 1024),
-        "G" | "GiB" => 1024 * 1024,
-        "T" | "TiB" => 1024 * 1024 * 1024,
+    let (mult, div): (u64, u64) = match unit.unwrap_or("KiB") {
+        "b" | "bytes" => (1, 1024),
+        "KB" => (1000, 1024),
+        "k" | "KiB" => (1, 1),
+        "MB" => (1_000_000, 1024),
+        "M" | "MiB" => (1024, 1),
+        "GB" => (1_000_000_000, 1024),
+        "G" | "GiB" => (1024 * 1024, 1),
+        "T" | "TiB" => (1024 * 1024 * 1024, 1),
         _ => return None,
     };
-    v.checked_mul(mult)
+    v.checked_mul(mult).map(|x| x / div)
 }
 
 impl Domain {
@@ -232,6 +234,12 @@ impl Domain {
                     rendernode: gl
                         .and_then(|g| g.attribute("rendernode"))
                         .map(str::to_string),
+                    remote: n.attribute("listen").is_some()
+                        || n.children().any(|l| {
+                            l.is_element()
+                                && l.tag_name().name() == "listen"
+                                && matches!(l.attribute("type"), Some("address" | "network"))
+                        }),
                     kind,
                 });
             } else if plain(&n, "os") {
@@ -1067,6 +1075,11 @@ fn check_display(dom: &Domain, sets: &[SetArg]) -> Outcome {
             w[0] == "-display" && (w[1].contains("gl=on") || w[1].starts_with("egl-headless"))
         });
         match (gl, dom.graphics.is_empty()) {
+            (Some(g), _) if g.kind == "spice" && g.remote => {
+                raise(&mut o, Status::Warn);
+                notes.push("SPICE with OpenGL listens on the network: QEMU's SPICE GL serves only local clients (listen type='none')".into());
+                add_fix(&mut o, "Use <listen type='none'/> in the SPICE <graphics> (view with virt-manager or virt-viewer on this host).");
+            }
             (Some(g), _) => notes.push(format!("display on, shown by {} with OpenGL", g.kind)),
             (None, _) if cmdline_gl.is_some() => notes.push(format!(
                 "display on, shown by `-display {}` from qemu:commandline (outside libvirt: it needs the qemu:env DISPLAY and access to that X server)",
@@ -1290,7 +1303,7 @@ fn check_pci(dom: &Domain, s: &Snapshot) -> Outcome {
 fn check_memory(dom: &Domain) -> Outcome {
     let mut notes = Vec::new();
     let mut o = Outcome::pass("");
-    let need = dom.memory_kib.map(|m| m + 1024 * 1024);
+    let need = dom.memory_kib.map(|m| m.saturating_add(1024 * 1024));
     if dom.locked || dom.hugepages {
         notes.push(format!(
             "{} with VFIO: guest RAM is pinned",
@@ -1790,6 +1803,31 @@ mod tests {
         assert!(is_igpu_vf("0000:00:02.7") && !is_igpu_vf("0000:00:02.0"));
         assert!(crate::cmd::preflight::hook_script("/usr/bin/gvtg").is_ok());
         assert!(crate::cmd::preflight::hook_script("/tmp/a b;rm").is_err());
+    }
+
+    #[test]
+    fn spice_gl_on_the_network_warns() {
+        let s = snapshot_with(|t| host_with_mdev(t, U, 0));
+        let d = mdev_domain(
+            "display='on' ramfb='on'",
+            "<devices><graphics type='spice' autoport='yes'><listen type='address' address='0.0.0.0'/><gl enable='yes'/></graphics></devices>",
+        );
+        let o = get(&run(&d, &s, &facts(V7)), "vgpu.display").clone();
+        assert_eq!(o.status, Status::Warn);
+        assert!(o.summary.contains("listens on the network"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_never_panics(a in "\\PC{0,80}", n in "[0-9]{0,25}", u in "(KB|MB|GB|T|b|k)?") {
+            let _ = Domain::parse(&a);
+            let s = snapshot_with(|_| {});
+            let x = format!(
+                "<domain xmlns:qemu='{QEMU_NS}'><memory unit='{u}'>{n}</memory><memtune><hard_limit unit='{u}'>{n}</hard_limit></memtune><devices><hostdev type='pci'><source><address bus='{n}' slot='0x{n}'/></source></hostdev><hostdev type='mdev' display='on'><source><address uuid='{n}'/></source></hostdev></devices><qemu:commandline><qemu:arg value='-set'/><qemu:arg value='{n}.{n}.{n}={n}'/></qemu:commandline></domain>"
+            );
+            let d = Domain::parse(&x).unwrap();
+            let _ = run(&d, &s, &facts(None));
+        }
     }
 
     #[test]
