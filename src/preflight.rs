@@ -118,6 +118,8 @@ pub struct Domain {
     pub qemu_args: Vec<String>,
     /// `<qemu:override>` properties.
     pub overrides: Vec<OverrideProp>,
+    /// ROM files: `<rom file=…>` of hostdevs, and `romfile` set by `-set` or `qemu:override`.
+    pub roms: Vec<String>,
 }
 
 fn to_kib(value: &str, unit: Option<&str>) -> Option<u64> {
@@ -189,6 +191,9 @@ impl Domain {
                 match alias {
                     Some(a) if a.starts_with("ua-") => dom.user_aliases.push(a.to_string()),
                     _ => dom.auto_aliased += 1,
+                }
+                if let Some(f) = child(n, "rom").and_then(|r| r.attribute("file")) {
+                    dom.roms.push(f.to_string());
                 }
                 let addr = child(n, "source").and_then(|s| child(s, "address"));
                 match n.attribute("type") {
@@ -276,6 +281,23 @@ impl Domain {
                         value: p.attribute("value").unwrap_or("").to_string(),
                     });
                 }
+            }
+        }
+        let (sets, _) = set_args(&dom.qemu_args);
+        let romfiles = sets
+            .iter()
+            .filter(|s| s.group == "device" && s.prop == "romfile")
+            .map(|s| s.value.clone())
+            .chain(
+                dom.overrides
+                    .iter()
+                    .filter(|p| p.name == "romfile")
+                    .map(|p| p.value.clone()),
+            )
+            .collect::<Vec<_>>();
+        for r in romfiles {
+            if !dom.roms.contains(&r) {
+                dom.roms.push(r);
             }
         }
         Ok(dom)
@@ -439,6 +461,8 @@ pub struct Facts {
     pub render_nodes: BTreeMap<String, NodeInfo>,
     /// The render nodes named by `<gl rendernode=…>` (path → what stat said).
     pub named_nodes: BTreeMap<String, Probe<NodeInfo>>,
+    /// ROM files the domain names → whether they exist.
+    pub roms: BTreeMap<String, bool>,
 }
 
 impl Facts {
@@ -489,6 +513,12 @@ impl Facts {
                 }
             }
         }
+        for r in &dom.roms {
+            if rom_path_ok(r) {
+                f.roms
+                    .insert(r.clone(), root.exists(r.trim_start_matches('/')));
+            }
+        }
         for g in &dom.graphics {
             if let Some(r) = &g.rendernode {
                 let probe = if r.starts_with('/') && !r.split('/').any(|c| c == "..") {
@@ -501,6 +531,35 @@ impl Facts {
         }
         f
     }
+}
+
+/// An absolute path without `..` or shell/template placeholders (`${user}`, `$HOME`, `~`).
+fn rom_path_ok(p: &str) -> bool {
+    p.starts_with('/') && !p.split('/').any(|c| c == "..") && !p.contains('$') && !p.contains('~')
+}
+
+fn check_roms(dom: &Domain, f: &Facts) -> Outcome {
+    let mut o = Outcome::pass("");
+    let mut notes = Vec::new();
+    for r in &dom.roms {
+        if !rom_path_ok(r) {
+            raise(&mut o, Status::Fail);
+            notes.push(format!("ROM file '{r}' is not an absolute path (a placeholder?): QEMU will fail to find it"));
+            o.push(r.clone(), "not an absolute, literal path");
+        } else if f.roms.get(r) == Some(&true) {
+            notes.push(format!("{r} exists"));
+            o.push(r.clone(), "exists");
+        } else {
+            raise(&mut o, Status::Fail);
+            notes.push(format!("QEMU will fail: failed to find romfile \"{r}\""));
+            o.push(r.clone(), "does not exist");
+        }
+    }
+    if o.status == Status::Fail {
+        o.remedy = Some("Put the ROM where the XML says (libvirt's images directory, e.g. /var/lib/libvirt/images, is readable by QEMU), or fix the path.".into());
+    }
+    o.summary = notes.join("; ");
+    o
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -618,6 +677,13 @@ pub fn run(dom: &Domain, s: &Snapshot, f: &Facts) -> Vec<Item> {
             "pci.hostdev",
             "PCI hostdevs exist, bound to vfio-pci or managed, IOMMU group viable",
             check_pci(dom, s),
+        ));
+    }
+    if !dom.roms.is_empty() {
+        out.push(item(
+            "hostdev.rom",
+            "option ROM files exist",
+            check_roms(dom, f),
         ));
     }
     if !dom.mdevs.is_empty() || !dom.pcis.is_empty() {
@@ -1528,7 +1594,13 @@ mod tests {
         assert_eq!(o.status, Status::Pass, "{o:?}");
         assert!(o.summary.contains("SR-IOV VF passthrough (not GVT-g)"));
         assert!(o.summary.contains("IOMMU group 12 viable"));
-        assert!(startable(&items));
+        // Only the template's `${user}` ROM path keeps it from starting as written.
+        let failing: Vec<&str> = items
+            .iter()
+            .filter(|i| i.outcome.status == Status::Fail)
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(failing, ["hostdev.rom"]);
         // Without the VF: not startable, still classified.
         let items = run(&d, &snapshot_with(|_| {}), &facts(None));
         let o = get(&items, "pci.hostdev");
@@ -1803,6 +1875,35 @@ mod tests {
         assert!(is_igpu_vf("0000:00:02.7") && !is_igpu_vf("0000:00:02.0"));
         assert!(crate::cmd::preflight::hook_script("/usr/bin/gvtg").is_ok());
         assert!(crate::cmd::preflight::hook_script("/tmp/a b;rm").is_err());
+    }
+
+    #[test]
+    fn rom_files_are_checked() {
+        // radxa: a ${user} placeholder.
+        let d = load("radxa-x4-windows_11-sriov-vf-hostdev-pci.xml");
+        let items = run(&d, &snapshot_with(|_| {}), &facts(None));
+        let o = get(&items, "hostdev.rom");
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.summary.contains("placeholder"));
+        // gpd: romfile from -set; PhyllomeOS: <rom file=…>; present in the tree or not.
+        let d = load("gpd-win2-gvt-win-template.xml");
+        assert_eq!(d.roms, ["/var/lib/libvirt/images/vbios_gvt_uefi.rom"]);
+        let d = load("phyllomeos-mdev-hostdev-display-on-ramfb-rom.xml.fragment");
+        let mut t = Tree::new();
+        let root = crate::host::HostRoot::at(t.path()).unwrap();
+        let f = Facts::collect(&root, &d);
+        let o = get(&run(&d, &t.snapshot(), &f), "hostdev.rom").clone();
+        assert!(
+            o.summary.contains("failed to find romfile"),
+            "{}",
+            o.summary
+        );
+        t.file("var/lib/libvirt/isos/vbios_gvt_uefi.rom", "x");
+        let f = Facts::collect(&root, &d);
+        assert_eq!(
+            get(&run(&d, &t.snapshot(), &f), "hostdev.rom").status,
+            Status::Pass
+        );
     }
 
     #[test]
