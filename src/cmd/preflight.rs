@@ -186,7 +186,13 @@ fn load(args: &PreflightArgs, root: &HostRoot) -> anyhow::Result<(String, String
     let mut why = String::new();
     if root.is_live() {
         if let Some(virsh) = which("virsh") {
-            match run_with_timeout(&virsh, &["dumpxml", "--domain", name], VIRSH_TIMEOUT) {
+            // The system instance (where /etc/libvirt/qemu lives) unless the user chose one.
+            let mut a = Vec::new();
+            if std::env::var_os("LIBVIRT_DEFAULT_URI").is_none() {
+                a.extend(["--connect", "qemu:///system"]);
+            }
+            a.extend(["dumpxml", "--domain", name]);
+            match run_with_timeout(&virsh, &a, VIRSH_TIMEOUT) {
                 Ok((true, out, _)) => return Ok((out, format!("virsh dumpxml {name}"))),
                 Ok((false, _, err)) => why = format!("virsh dumpxml {name}: {}; ", err.trim()),
                 Err(e) => why = format!("{e:#}; "),
@@ -611,4 +617,28 @@ fn create_autostart_vgpus(xml: &str, ctx: &Ctx, out: &mut dyn Write) -> anyhow::
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hung_program_is_killed_at_the_timeout() {
+        let Some(sleep) = which("sleep") else { return };
+        let t0 = Instant::now();
+        let e = run_with_timeout(&sleep, &["30"], Duration::from_millis(300)).unwrap_err();
+        assert!(e.to_string().contains("did not finish"), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        let Some(echo) = which("echo") else { return };
+        let (ok, out, _) = run_with_timeout(&echo, &["8.0.0"], VIRSH_TIMEOUT).unwrap();
+        assert!(ok);
+        assert_eq!(preflight::parse_version(out.trim()), Some((8, 0, 0)));
+    }
+
+    #[test]
+    fn domain_names_are_plain() {
+        assert!(safe_name("win10") && safe_name("a.b-c_d"));
+        assert!(!safe_name("..") && !safe_name("a/b") && !safe_name(""));
+    }
 }
