@@ -43,6 +43,9 @@ pub enum Command {
     Fix(crate::cmd::fix::FixArgs),
     /// List vGPU types and instances, create, remove and persist vGPUs, emit libvirt XML.
     Vgpu(crate::cmd::vgpu::VgpuArgs),
+    /// Will this libvirt domain start? Judge its vGPU, display, qemu:commandline and PCI
+    /// hostdevs against the host (exit 0 only when it can start).
+    Preflight(crate::cmd::preflight::PreflightArgs),
     /// Explain a check: what it reads, why it matters, how to fix it.
     Explain(ExplainArgs),
     /// Print a kernel module's .modinfo fields, found the way modprobe finds it.

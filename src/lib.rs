@@ -15,6 +15,7 @@ pub mod host;
 pub mod kmod;
 pub mod parse;
 pub mod platform;
+pub mod preflight;
 pub mod render;
 
 #[cfg(test)]

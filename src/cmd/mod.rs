@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod explain;
 pub mod fix;
 pub mod modinfo;
+pub mod preflight;
 pub mod vgpu;
 
 /// What every command gets.
@@ -45,6 +46,7 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Doctor(a) => doctor::run(a, &make_ctx()?, out),
         Command::Fix(a) => fix::run(a, &make_ctx()?, out),
         Command::Vgpu(a) => vgpu::run(a, &make_ctx()?, out),
+        Command::Preflight(a) => preflight::run(a, &make_ctx()?, out),
         Command::Explain(a) => explain::run(a, out),
         Command::Modinfo(a) => modinfo::run(a, &make_ctx()?, out),
         Command::Completions(a) => {

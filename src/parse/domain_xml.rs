@@ -62,7 +62,8 @@ pub fn check_safe(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse(text: &str) -> Result<roxmltree::Document<'_>, String> {
+/// Parses a domain XML with the hostile-input guard ([`check_safe`], no DTD, depth limit).
+pub fn parse(text: &str) -> Result<roxmltree::Document<'_>, String> {
     check_safe(text)?;
     let opts = roxmltree::ParsingOptions {
         allow_dtd: false,
