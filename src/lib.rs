@@ -16,6 +16,7 @@ pub mod kmod;
 pub mod parse;
 pub mod platform;
 pub mod render;
+pub mod report;
 
 #[cfg(test)]
 pub mod testing;

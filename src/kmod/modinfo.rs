@@ -149,8 +149,13 @@ fn read_capped<R: Read>(reader: R) -> std::io::Result<Option<Vec<u8>>> {
 /// is how kmod stores and prints it. Bytes that are not UTF-8 are replaced
 /// with U+FFFD.
 pub fn modinfo_fields(elf: &[u8]) -> Result<Vec<(String, String)>> {
-    let section = find_section(elf, b".modinfo")?;
+    let section = modinfo_section(elf)?;
     Ok(split_strings(section).map(split_key_value).collect())
+}
+
+/// The raw bytes of the `.modinfo` section, found as kmod finds it.
+pub fn modinfo_section(elf: &[u8]) -> Result<&[u8]> {
+    find_section(elf, b".modinfo")
 }
 
 /// Splits a NUL-separated string table the way kmod's
