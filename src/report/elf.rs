@@ -98,12 +98,25 @@ mod tests {
         let fields = modinfo::modinfo_fields(&elf).unwrap();
         assert_eq!(fields[1], ("name".into(), "i915".into()));
         assert_eq!(fields.len(), 4);
-        for comp in ["", ".xz", ".zst", ".gz"] {
-            let orig = match comp {
-                ".xz" => stand_in("x.ko.xz", &stand_in("x", &elf).unwrap()).unwrap(),
-                _ => elf.clone(),
-            };
-            let s = stand_in(&format!("x.ko{comp}"), &orig).unwrap();
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&elf).unwrap();
+            e.finish().unwrap()
+        };
+        let xz = {
+            let mut e = xz2::write::XzEncoder::new(Vec::new(), 6);
+            e.write_all(&elf).unwrap();
+            e.finish().unwrap()
+        };
+        let zst = zstd::stream::encode_all(&elf[..], 3).unwrap();
+        for (orig, comp) in [
+            (&elf, None),
+            (&gz, Some("gzip")),
+            (&xz, Some("xz")),
+            (&zst, Some("zstd")),
+        ] {
+            let s = stand_in("x.ko", orig).unwrap();
+            assert_eq!(modinfo::compression_of(&s), comp);
             let back = modinfo::decompress("x", &s).unwrap();
             assert_eq!(modinfo::modinfo_fields(&back).unwrap(), fields);
         }
