@@ -530,3 +530,48 @@ fn from_report_script_makes_a_fixture_the_hosts_test_accepts() {
         .unwrap();
     assert!(!o.status.success());
 }
+
+#[test]
+fn default_name_is_in_the_current_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_gvtg"))
+        .arg("--root")
+        .arg(fixture("amd-host"))
+        .arg("report")
+        .current_dir(tmp.path())
+        .env_remove("GVTG_ROOT")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let re = regex::Regex::new(r"^gvtg-report-host-1-\d{8}-\d{6}\.tar\.gz$").unwrap();
+    assert!(names.len() == 1 && re.is_match(&names[0]), "{names:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&names[0]));
+    // --root on the unpacked tree works as --from does.
+    let st = Command::new("tar")
+        .arg("xzf")
+        .arg(&names[0])
+        .current_dir(tmp.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let top = tmp.path().join(names[0].trim_end_matches(".tar.gz"));
+    let a = run(&["doctor", "--json"], Some(&top.join("root")));
+    let b = run(
+        &[
+            "doctor",
+            "--json",
+            "--from",
+            &tmp.path().join(&names[0]).to_string_lossy(),
+        ],
+        None,
+    );
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(
+        std::fs::read(top.join("gvtg-report/doctor.json")).unwrap(),
+        a.stdout
+    );
+}

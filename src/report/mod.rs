@@ -118,6 +118,11 @@ impl<'a> Collector<'a> {
 
     /// Copies one regular file if the host has it. Returns whether it did.
     fn file(&mut self, rel: &str, kind: Kind) -> Result<bool> {
+        // A captured tree refuses non-regular files itself; on the live host, skip anything that
+        // is not a regular file (a FIFO planted in modprobe.d must not hang the report).
+        if self.src.is_live() && !std::fs::metadata(self.src.path(rel)).is_ok_and(|m| m.is_file()) {
+            return Ok(false);
+        }
         match self.src.read_bytes(rel) {
             Probe::Ok(b) => {
                 let b = self.redacted(kind, b);
