@@ -575,3 +575,89 @@ fn default_name_is_in_the_current_directory() {
         a.stdout
     );
 }
+
+/// On a machine with a real kernel's modules (Debian's are signed), the stand-in of each module
+/// the doctor inspects prints exactly what kmod's own `modinfo` prints for the original, signature
+/// lines included, apart from `filename:`. Skipped when there is no such kernel or no modinfo.
+#[test]
+fn real_module_stand_ins_agree_with_kmod() {
+    let Ok(kmod) = which_modinfo() else {
+        eprintln!("skipped: no kmod modinfo");
+        return;
+    };
+    let Some((dir, rels)) = real_modules() else {
+        eprintln!("skipped: no /lib/modules/*/modules.dep with i915.ko");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for rel in rels {
+        let orig = dir.join(&rel);
+        let bytes = std::fs::read(&orig).unwrap();
+        let small = gvtg::report::elf::stand_in(&rel, &bytes).unwrap();
+        assert!(
+            small.len() < bytes.len() / 10 || bytes.len() < 64 * 1024,
+            "{rel}"
+        );
+        let file = tmp.path().join(rel.rsplit('/').next().unwrap());
+        std::fs::write(&file, &small).unwrap();
+        let out = |p: &Path| {
+            let o = Command::new(&kmod).arg(p).output().unwrap();
+            assert!(o.status.success(), "{}", common::text(&o));
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| !l.starts_with("filename:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(out(&orig), out(&file), "{rel}");
+    }
+}
+
+fn which_modinfo() -> Result<PathBuf, ()> {
+    ["/usr/sbin/modinfo", "/sbin/modinfo", "/usr/bin/modinfo"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
+fn real_modules() -> Option<(PathBuf, Vec<String>)> {
+    let mut releases: Vec<PathBuf> = std::fs::read_dir("/lib/modules")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    releases.sort();
+    for dir in releases {
+        let Ok(dep) = std::fs::read_to_string(dir.join("modules.dep")) else {
+            continue;
+        };
+        let rels: Vec<String> = dep
+            .lines()
+            .filter_map(|l| l.split_once(':').map(|x| x.0.to_string()))
+            .filter(|p| {
+                let stem = p
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .split('.')
+                    .next()
+                    .unwrap_or("");
+                [
+                    "i915",
+                    "kvmgt",
+                    "kvm",
+                    "kvm-intel",
+                    "vfio",
+                    "mdev",
+                    "vfio-pci",
+                ]
+                .contains(&stem)
+            })
+            .filter(|p| dir.join(p).is_file())
+            .collect();
+        if rels.iter().any(|p| p.contains("i915.ko")) {
+            return Some((dir, rels));
+        }
+    }
+    None
+}

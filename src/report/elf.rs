@@ -66,7 +66,11 @@ fn shdr(b: &mut Vec<u8>, name: u32, ty: u32, flags: u64, off: usize, size: usize
 pub fn stand_in(name_hint: &str, original: &[u8]) -> Result<Vec<u8>> {
     let elf = modinfo::decompress(name_hint, original)?;
     let section = modinfo::modinfo_section(&elf)?;
-    let small = modinfo_elf(section);
+    let mut small = modinfo_elf(section);
+    // Keep an appended signature, so `modinfo` still shows the signer.
+    if let Some(sig) = modinfo::signature_tail(&elf) {
+        small.extend_from_slice(sig);
+    }
     Ok(match modinfo::compression_of(original) {
         Some("xz") => {
             let mut e = xz2::write::XzEncoder::new_stream(
@@ -120,5 +124,23 @@ mod tests {
             let back = modinfo::decompress("x", &s).unwrap();
             assert_eq!(modinfo::modinfo_fields(&back).unwrap(), fields);
         }
+    }
+
+    #[test]
+    fn keeps_an_appended_signature() {
+        let mut signed = modinfo_elf(b"name=kvmgt\0license=GPL\0");
+        signed.extend_from_slice(b"padding-code");
+        let tail: Vec<u8> = [
+            &b"abcdefghij"[..],
+            &[0, 4, 2, 3, 2, 0, 0, 0, 0, 0, 0, 5],
+            b"~Module signature appended~\n",
+        ]
+        .concat();
+        signed.extend_from_slice(&tail);
+        assert!(modinfo::signature_present(&signed));
+        let s = stand_in("kvmgt.ko", &signed).unwrap();
+        assert!(modinfo::signature_present(&s));
+        assert!(s.ends_with(&tail) && !s.windows(12).any(|w| w == b"padding-code"));
+        assert_eq!(modinfo::signature_tail(&s), Some(&tail[..]));
     }
 }

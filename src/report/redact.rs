@@ -88,9 +88,25 @@ impl Redactor {
                 }
             }
         }
+        // A host named after its distribution (Debian's installer suggests `debian`) identifies
+        // nothing, and replacing that word everywhere would garble the kernel log and configs.
+        let distro: Vec<String> = src
+            .read("etc/os-release")
+            .into_ok()
+            .map(|t| crate::host::snapshot::parse_os_release(&t))
+            .map(|o| {
+                ["ID", "ID_LIKE"]
+                    .iter()
+                    .filter_map(|k| o.get(*k))
+                    .flat_map(|v| v.split_whitespace().map(str::to_ascii_lowercase))
+                    .collect()
+            })
+            .unwrap_or_default();
         for rel in ["etc/hostname", "proc/sys/kernel/hostname"] {
             if let Some(h) = src.read_attr(rel).into_ok() {
-                r.add_host(&h);
+                if !distro.contains(&h.to_ascii_lowercase()) {
+                    r.add_host(&h);
+                }
             }
         }
         if let Some(id) = src.read_attr("etc/machine-id").into_ok() {
@@ -237,8 +253,13 @@ impl Redactor {
                 s = next;
             }
         }
+        let src = s.clone();
         s = MAC
-            .replace_all(&s, |c: &Captures| {
+            .replace_all(&src, |c: &Captures| {
+                // Part of a longer colon-hex run (a key id, a fingerprint): not a MAC.
+                if joined(&src, c, &[':', '-']) {
+                    return c[0].to_string();
+                }
                 let k = c[0].to_ascii_lowercase().replace('-', ":");
                 let n = self.mac.len() + 1;
                 self.mac
@@ -266,9 +287,14 @@ impl Redactor {
                     .clone()
             })
             .into_owned();
+        let src = s.clone();
         s = IPV4
-            .replace_all(&s, |c: &Captures| {
+            .replace_all(&src, |c: &Captures| {
                 let m = &c[0];
+                // `1.2.3.4.5` is a version, not an address.
+                if joined(&src, c, &['.']) {
+                    return m.to_string();
+                }
                 let Ok(a) = m.parse::<Ipv4Addr>() else {
                     return m.to_string();
                 };
@@ -344,6 +370,19 @@ impl Redactor {
     }
 }
 
+/// Whether the match continues into its neighbours through one of `seps` followed by an
+/// alphanumeric character (so it is part of a longer token).
+fn joined(s: &str, c: &Captures, seps: &[char]) -> bool {
+    let m = c.get(0).expect("match");
+    let before = s[..m.start()].chars().rev().take(2).collect::<Vec<_>>();
+    let after = s[m.end()..].chars().take(2).collect::<Vec<_>>();
+    let cont = |v: &[char]| {
+        v.first().is_some_and(|x| seps.contains(x))
+            && v.get(1).is_some_and(|x| x.is_ascii_alphanumeric())
+    };
+    cont(&before) || cont(&after)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,6 +407,12 @@ mod tests {
             assert!(!t.to_lowercase().contains(bad), "{bad} in {t}");
         }
         assert!(t.contains("127.0.0.1") && t.contains("0000:00:02.0"), "{t}");
+        let k = r.text("sig_key 66:F5:4E:15:66:A0:43:CC:30 v1.2.3.4.5 mac 3c:22:fb:12:34:56.");
+        assert!(
+            k.contains("66:F5:4E:15:66:A0:43:CC:30") && k.contains("1.2.3.4.5"),
+            "{k}"
+        );
+        assert!(!k.contains("3c:22"), "{k}");
         assert_eq!(t.matches("192.0.2.1 ").count(), 2, "{t}");
         assert!(t.contains("host-1.domain-1.invalid at"), "{t}");
     }
