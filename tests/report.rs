@@ -661,3 +661,26 @@ fn real_modules() -> Option<(PathBuf, Vec<String>)> {
     }
     None
 }
+
+#[test]
+fn a_fifo_in_the_tree_does_not_hang_the_report_and_markdown_with_output_writes_both() {
+    let d = common::copy_fixture("skl-no-enable-gvt");
+    let fifo = d.path().join("etc/modprobe.d/zz-fifo.conf");
+    std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let tmp = tempfile::tempdir().unwrap();
+    let tgz = tmp.path().join("r.tar.gz");
+    let start = std::time::Instant::now();
+    let o = run(
+        &["report", "--markdown", "-o", &tgz.to_string_lossy()],
+        Some(d.path()),
+    );
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert!(start.elapsed().as_secs() < 30);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("<details>"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wrote"));
+    assert!(!members(&tgz)
+        .iter()
+        .any(|(p, _)| p.ends_with("zz-fifo.conf")));
+}
