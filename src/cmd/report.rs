@@ -209,6 +209,15 @@ fn build(src: &HostRoot, redacting: bool, tmp: &Path, now: u64) -> Result<(PathB
     let red = redacting.then(|| redact::Redactor::for_host(src));
     let mut c = Collector::new(src, &root, red)?;
     c.collect()?;
+    let denied = std::mem::take(&mut c.denied);
+    if !denied.is_empty() {
+        eprintln!(
+            "gvtg report: {} file(s) were not readable as this user and are missing from the \
+             report (run as root for a complete one): {}",
+            denied.len(),
+            denied.join(", ")
+        );
+    }
     progress("running the checks on the collected tree…");
     let doc = run_doctor(&HostRoot::at(&root)?)?;
     let meta = top.join("gvtg-report");
@@ -231,6 +240,7 @@ fn build(src: &HostRoot, redacting: bool, tmp: &Path, now: u64) -> Result<(PathB
             "classes": if redacting { redact::CLASSES.to_vec() } else { Vec::new() },
             "kept": if redacting { serde_json::Value::Null } else { KEPT_WITHOUT_REDACTION.into() },
         },
+        "unreadable": denied,
         "files": files,
     });
     std::fs::write(

@@ -37,6 +37,8 @@ pub struct Collector<'a> {
     nodes: BTreeMap<String, NodeInfo>,
     links: BTreeMap<String, String>,
     kernel_log: Option<String>,
+    /// Files the host has but would not let us read (permission denied), root-relative.
+    pub denied: Vec<String>,
 }
 
 /// Directories the doctor reads modprobe.d(5) and modules-load.d(5) files from.
@@ -82,6 +84,7 @@ impl<'a> Collector<'a> {
             nodes: BTreeMap::new(),
             links: BTreeMap::new(),
             kernel_log: None,
+            denied: Vec::new(),
         })
     }
 
@@ -128,6 +131,10 @@ impl<'a> Collector<'a> {
                 let b = self.redacted(kind, b);
                 self.write(rel, &b)?;
                 Ok(true)
+            }
+            Probe::Denied => {
+                self.denied.push(rel.to_string());
+                Ok(false)
             }
             _ => Ok(false),
         }
@@ -254,7 +261,11 @@ impl<'a> Collector<'a> {
             }
         }
         // Kernel log.
-        if let Probe::Ok((path, bytes)) = src.kernel_log() {
+        let log = src.kernel_log();
+        if matches!(log, Probe::Denied) {
+            self.denied.push("dev/kmsg".into());
+        }
+        if let Probe::Ok((path, bytes)) = log {
             let rel = path.trim_start_matches('/').to_string();
             let rel = if src.is_live() {
                 "dev/kmsg".to_string()
