@@ -275,7 +275,14 @@ pub fn run(args: &ReportArgs, ctx: &Ctx, out: &mut dyn Write) -> Result<u8> {
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{name}.tar.gz")));
         progress("writing the archive…");
-        archive::pack(&top, &path, now)?;
+        // Written beside the target and renamed, so a failed run leaves no half archive.
+        let part = PathBuf::from(format!("{}.part", path.display()));
+        if let Err(e) = archive::pack(&top, &part, now) {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+        std::fs::rename(&part, &path)
+            .with_context(|| format!("renaming {} to {}", part.display(), path.display()))?;
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let msg = format!(
             "wrote {} ({} KiB; {})",
