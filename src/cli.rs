@@ -50,6 +50,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Print a kernel module's .modinfo fields, found the way modprobe finds it.
     Modinfo(ModinfoArgs),
+    /// Write a redacted bug-report archive (host snapshot + verdicts), or a Markdown summary.
+    Report(crate::cmd::report::ReportArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
     /// Print the man page (roff).
@@ -85,6 +87,9 @@ pub struct DoctorArgs {
     /// Skip these checks (comma-separated ids).
     #[arg(long, value_delimiter = ',', value_name = "ID")]
     pub skip: Vec<String>,
+    /// Run on a `gvtg report` archive (.tar.gz) instead of this host; conflicts with --root.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
 }
 
 /// `gvtg explain`.

@@ -17,6 +17,7 @@ pub mod parse;
 pub mod platform;
 pub mod preflight;
 pub mod render;
+pub mod report;
 
 #[cfg(test)]
 pub mod testing;

@@ -473,6 +473,46 @@ fn doctor_on_a_real_kernel_under_qemu() {
         &Value::from(json_rc),
     );
 
+    // --- gvtg report, replayed with doctor --from ---------------------------
+    x.top(
+        "`gvtg report -o FILE` exits 0 on the live host",
+        section_rc(&log, "REPORT") == Some(0),
+        &Value::from(section_rc(&log, "REPORT")),
+    );
+    let from: Value = section(&log, "FROM")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null);
+    let verdicts = |d: &Value, with_summary: bool| -> Vec<String> {
+        d["checks"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        // The kernel log grows between the two runs: compare its status only.
+                        let s = if with_summary && c["id"] != "kernel.log" {
+                            str_of(&c["summary"])
+                        } else {
+                            ""
+                        };
+                        format!("{} {} {s}", str_of(&c["id"]), str_of(&c["status"]))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    x.top(
+        "`gvtg doctor --from` on the report: same statuses and summaries as on the live host",
+        !verdicts(&from, true).is_empty() && verdicts(&from, true) == verdicts(&doc, true),
+        &Value::from(verdicts(&from, true)),
+    );
+    x.top(
+        "the report is redacted: the host name does not reach doctor --from's output",
+        !section(&log, "FROM")
+            .unwrap_or("")
+            .contains("gvtg-realkernel"),
+        &Value::Null,
+    );
+
     // --- text report ------------------------------------------------------
     let text_rc = section_rc(&log, "TEXT");
     x.top(

@@ -11,6 +11,7 @@ pub mod explain;
 pub mod fix;
 pub mod modinfo;
 pub mod preflight;
+pub mod report;
 pub mod vgpu;
 
 /// What every command gets.
@@ -43,7 +44,22 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         })
     };
     match &cli.command {
-        Command::Doctor(a) => doctor::run(a, &make_ctx()?, out),
+        Command::Doctor(a) => match &a.from {
+            Some(file) => {
+                if cli.root.is_some() {
+                    anyhow::bail!("--from and --root (or GVTG_ROOT) cannot be used together");
+                }
+                let tmp = tempfile::tempdir()?;
+                let tree = crate::report::archive::unpack(file, tmp.path())?;
+                let ctx = Ctx {
+                    root: HostRoot::at(&tree)?,
+                    color,
+                };
+                doctor::run(a, &ctx, out)
+            }
+            None => doctor::run(a, &make_ctx()?, out),
+        },
+        Command::Report(a) => report::run(a, &make_ctx()?, out),
         Command::Fix(a) => fix::run(a, &make_ctx()?, out),
         Command::Vgpu(a) => vgpu::run(a, &make_ctx()?, out),
         Command::Preflight(a) => preflight::run(a, &make_ctx()?, out),

@@ -233,7 +233,7 @@ pub struct Snapshot {
 }
 
 /// Modules the checks need to know about from the module files.
-const MODULES_OF_INTEREST: &[&str] = &[
+pub const MODULES_OF_INTEREST: &[&str] = &[
     "i915",
     "kvmgt",
     "kvm",

@@ -149,8 +149,13 @@ fn read_capped<R: Read>(reader: R) -> std::io::Result<Option<Vec<u8>>> {
 /// is how kmod stores and prints it. Bytes that are not UTF-8 are replaced
 /// with U+FFFD.
 pub fn modinfo_fields(elf: &[u8]) -> Result<Vec<(String, String)>> {
-    let section = find_section(elf, b".modinfo")?;
+    let section = modinfo_section(elf)?;
     Ok(split_strings(section).map(split_key_value).collect())
+}
+
+/// The raw bytes of the `.modinfo` section, found as kmod finds it.
+pub fn modinfo_section(elf: &[u8]) -> Result<&[u8]> {
+    find_section(elf, b".modinfo")
 }
 
 /// Splits a NUL-separated string table the way kmod's
@@ -276,6 +281,26 @@ fn find_section<'a>(elf: &'a [u8], name: &[u8]) -> Result<&'a [u8]> {
 /// kmod (built with OpenSSL) additionally parses the PKCS#7 blob and prints
 /// nothing when that fails; that is not done here.
 pub fn signature_present(bytes: &[u8]) -> bool {
+    signature_tail(bytes).is_some()
+}
+
+/// The appended signature of a module image (signer, key id, PKCS#7 blob, `struct
+/// module_signature` and the magic string), when [`signature_present`] says there is one.
+pub fn signature_tail(bytes: &[u8]) -> Option<&[u8]> {
+    let rest = bytes.strip_suffix(SIG_MAGIC)?;
+    let sig_start = rest.len().checked_sub(MODULE_SIGNATURE_SIZE)?;
+    let modsig = rest.get(sig_start..)?;
+    let sig_len = u32::from_be_bytes(modsig.get(8..12)?.try_into().ok()?) as usize;
+    let (signer_len, key_id_len) = (*modsig.get(3)?, *modsig.get(4)?);
+    let start =
+        sig_start.checked_sub(usize::from(signer_len) + usize::from(key_id_len) + sig_len)?;
+    if !signature_check(bytes) {
+        return None;
+    }
+    bytes.get(start..)
+}
+
+fn signature_check(bytes: &[u8]) -> bool {
     let Some(rest) = bytes.strip_suffix(SIG_MAGIC) else {
         return false;
     };

@@ -275,6 +275,8 @@ else
     cp /tmp/JSON.out /tmp/doctor.json 2>/dev/null
     run TEXT gvtg doctor --color never -v
     run MODINFO gvtg modinfo kvmgt
+    run REPORT gvtg report -o /tmp/report.tar.gz
+    run FROM gvtg doctor --json --from /tmp/report.tar.gz
 fi
 
 printf '=====GVTG-INIT-DONE=====\n'
