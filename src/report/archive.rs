@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 pub const MAX_TOTAL: u64 = 256 * 1024 * 1024;
 /// Largest single member (the host reader refuses files over 16 MiB anyway).
 pub const MAX_FILE: u64 = 32 * 1024 * 1024;
-/// Largest uncompressed:compressed ratio accepted once past [`RATIO_FLOOR`] bytes.
+/// Largest uncompressed:compressed ratio accepted once past `RATIO_FLOOR` (8 MiB).
 pub const MAX_RATIO: u64 = 200;
 const RATIO_FLOOR: u64 = 8 * 1024 * 1024;
 /// Most members an archive may hold.
