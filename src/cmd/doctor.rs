@@ -18,9 +18,22 @@ pub fn run(args: &DoctorArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
     let sel = Selection {
         only: args.only.clone(),
         skip: args.skip.clone(),
+        passthrough: args.passthrough.as_ref().is_some_and(|p| !p.is_empty()),
     };
     sel.validate()?;
-    let snap = Snapshot::collect(&ctx.root);
+    let mut snap = Snapshot::collect(&ctx.root);
+    match &args.passthrough {
+        // `--passthrough` alone: list the candidates and how to choose.
+        Some(p) if p.is_empty() => {
+            out.write_all(checks::passthrough::listing(&snap).as_bytes())?;
+            return Ok(0);
+        }
+        Some(p) => {
+            snap.passthrough =
+                checks::passthrough::resolve(&snap, p).map_err(|e| anyhow::anyhow!(e))?;
+        }
+        None => {}
+    }
     let results = checks::run(&snap, &sel);
     let counts = Counts::of(&results);
     let code = exit_code(&counts);
