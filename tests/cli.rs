@@ -253,6 +253,20 @@ fn passthrough_unknown_device_is_a_usage_error_naming_candidates() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no PCI function '05:00.0'"), "{err}");
     assert!(err.contains("0000:03:00.0 (10de:1b81"), "{err}");
+    for args in [
+        vec!["--only", "passthrough.group"],
+        vec!["--json", "--passthrough"],
+    ] {
+        let o = gvtg(
+            &[
+                &["doctor", "--root", &fixture("pch-group-shared-usb")][..],
+                &args[..],
+            ]
+            .concat(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(!o.stderr.is_empty(), "{args:?}");
+    }
 }
 
 #[test]
