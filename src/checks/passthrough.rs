@@ -539,6 +539,32 @@ fn check_group(s: &Snapshot, _: &Prior) -> Outcome {
     }
     o.status = Status::Fail;
     o.summary = format!("not viable: {}", bad.join("; "));
+    let igfx_off = s.cmdline.ok().is_some_and(|c| {
+        c.get("intel_iommu").iter().any(|p| {
+            p.value
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .any(|x| x == "igfx_off")
+        })
+    });
+    let igd_ungrouped = ms
+        .iter()
+        .any(|m| m.iommu_group.is_none() && m.vendor == 0x8086 && m.is_display());
+    if igd_ungrouped && igfx_off {
+        o.remedy = Some(format!(
+            "`intel_iommu=igfx_off` leaves the iGPU out of VT-d, so it has no group and cannot be assigned (GVT-d): remove igfx_off. {}",
+            support::add_kernel_params(s, "intel_iommu=on")
+        ));
+        return o;
+    }
+    if ms.iter().all(|m| m.iommu_group.is_none()) {
+        o.remedy = Some(
+            "No IOMMU group: the IOMMU does not translate these devices (see passthrough.iommu)."
+                .into(),
+        );
+        return o;
+    }
     let mut fix = String::from(
         "VFIO can use a group only when every device in it is released from its host driver. Either:\n    - bind the other members to vfio-pci as well (add their vendor:device ids to vfio-pci.ids) if the host can do without them; or\n    - move the card to another slot (CPU-attached x16 slots usually get their own group) or look for a firmware option that enables ACS on the chipset ports.",
     );
@@ -1504,6 +1530,23 @@ mod tests {
             .evidence
             .iter()
             .any(|e| e.excerpt.contains("appears once")));
+    }
+
+    #[test]
+    fn igfx_off_explains_an_ungrouped_igpu() {
+        let s = with(
+            snapshot_with(|t| {
+                let b = "sys/bus/pci/devices/0000:00:02.0";
+                t.file(&format!("{b}/vendor"), "0x8086\n");
+                t.file(&format!("{b}/device"), "0x5912\n");
+                t.file(&format!("{b}/class"), "0x030000\n");
+                t.file("proc/cmdline", "intel_iommu=on,igfx_off\n");
+            }),
+            &["0000:00:02.0"],
+        );
+        let o = check_group(&s, &NONE);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.remedy.unwrap().contains("remove igfx_off"));
     }
 
     #[test]
