@@ -377,7 +377,9 @@ fn check_iommu(s: &Snapshot, _: &Prior) -> Outcome {
         ));
     }
 
-    let off_param = if amd {
+    let off_param = if iommu_param.as_deref() == Some("off") {
+        true
+    } else if amd {
         amd_param.as_deref() == Some("off")
     } else {
         intel_param
@@ -428,7 +430,9 @@ fn check_iommu(s: &Snapshot, _: &Prior) -> Outcome {
     } else if off_param {
         Outcome::fail(format!("{tech} is switched off on the kernel command line")).fix(format!(
             "Remove `{}` from the kernel command line; {}",
-            if amd {
+            if iommu_param.as_deref() == Some("off") {
+                "iommu=off"
+            } else if amd {
                 "amd_iommu=off"
             } else {
                 "intel_iommu=off"
@@ -1310,6 +1314,21 @@ mod tests {
             .evidence
             .iter()
             .any(|e| e.excerpt.contains("do not count")));
+    }
+
+    #[test]
+    fn iommu_off_on_the_command_line_fails() {
+        let s = snapshot_with(|t| {
+            t.file(
+                "proc/cpuinfo",
+                "vendor_id\t: GenuineIntel\nflags\t\t: fpu vmx\n",
+            );
+            t.file("sys/firmware/acpi/tables/DMAR", "");
+            t.file("proc/cmdline", "iommu=off\n");
+        });
+        let o = check_iommu(&s, &NONE);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.remedy.unwrap().starts_with("Remove `iommu=off`"));
     }
 
     #[test]
