@@ -90,6 +90,11 @@ pub struct DoctorArgs {
     /// Run on a `gvtg report` archive (.tar.gz) instead of this host; conflicts with --root.
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
+    /// Whole-GPU VFIO passthrough: without a value, list the candidate GPUs with their IOMMU
+    /// groups; with PCI addresses (0000:01:00.0, 01:00.0) or vendor:device ids (10de:1b80),
+    /// also run the passthrough checks on them and their sibling functions.
+    #[arg(long, value_delimiter = ',', num_args = 0..=1, value_name = "PCI")]
+    pub passthrough: Option<Vec<String>>,
 }
 
 /// `gvtg explain`.

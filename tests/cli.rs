@@ -142,7 +142,20 @@ fn explain_prints_the_embedded_document() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).starts_with("# mdev.types"));
     let l = gvtg(&["explain", "--list"]);
-    assert_eq!(stdout(&l).lines().count(), 14);
+    let list = stdout(&l);
+    // The 14 GVT-g checks, then the 8 passthrough checks (`doctor --passthrough PCI`).
+    assert_eq!(
+        list.lines()
+            .filter(|l| !l.starts_with("passthrough."))
+            .count(),
+        14
+    );
+    assert_eq!(
+        list.lines()
+            .filter(|l| l.starts_with("passthrough."))
+            .count(),
+        8
+    );
 }
 
 #[test]
@@ -191,4 +204,93 @@ fn broken_pipe_is_not_an_error() {
         .unwrap();
     assert!(err.is_empty() || !err.contains("panicked"), "{err}");
     assert!(matches!(status.code(), Some(0)), "{status:?} {err}");
+}
+
+#[test]
+fn passthrough_without_a_device_lists_candidates_and_exits_0() {
+    let o = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("pch-group-shared-usb"),
+        "--color",
+        "never",
+        "--passthrough",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("0000:03:00.0 (10de:1b81 NVIDIA VGA controller, vfio-pci)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  sibling  0000:03:00.1 (10de:10f0 NVIDIA audio device, vfio-pci)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("0000:02:00.0 (1b21:2142 ASMedia USB controller, xhci_hcd)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("gvtg doctor --passthrough 0000:01:00.0"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("cpu.generation"),
+        "the listing runs no checks: {out}"
+    );
+}
+
+#[test]
+fn passthrough_unknown_device_is_a_usage_error_naming_candidates() {
+    let o = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("pch-group-shared-usb"),
+        "--passthrough",
+        "05:00.0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no PCI function '05:00.0'"), "{err}");
+    assert!(err.contains("0000:03:00.0 (10de:1b81"), "{err}");
+    for args in [
+        vec!["--only", "passthrough.group"],
+        vec!["--json", "--passthrough"],
+    ] {
+        let o = gvtg(
+            &[
+                &["doctor", "--root", &fixture("pch-group-shared-usb")][..],
+                &args[..],
+            ]
+            .concat(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(!o.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn passthrough_by_short_address_runs_both_catalogs() {
+    let o = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("pch-group-shared-usb"),
+        "--json",
+        "--passthrough",
+        "03:00.0",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<&str> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 22);
+    assert_eq!(ids[0], "cpu.generation");
+    assert_eq!(ids[14], "passthrough.iommu");
+    let explain = gvtg(&["explain", "passthrough.group"]);
+    assert_eq!(explain.status.code(), Some(0));
+    assert!(stdout(&explain).starts_with("# "));
 }

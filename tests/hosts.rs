@@ -2,9 +2,15 @@
 //! `root/` (the tree) and `expected/` (the doctor's text and JSON output). One loop drives them
 //! all, so a new fixture needs no code. `GVTG_BLESS=1 cargo test --test hosts` rewrites the
 //! expected files; review the diff before committing.
+//!
+//! A host may hold an `args` file with extra doctor arguments (`--passthrough 0000:01:00.0`);
+//! it then expects the passthrough checks after the 14 GVT-g checks.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// How many checks `--passthrough PCI` adds (the passthrough catalog).
+const PASSTHROUGH_CHECKS: usize = 8;
 
 fn gvtg(root: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gvtg"))
@@ -84,8 +90,18 @@ fn every_fixture_host_matches_its_expected_output() {
             f.join("README.md").is_file(),
             "{name}: no README.md naming its sources"
         );
-        let (code_t, text, err_t) = gvtg(&root, &["doctor", "-v"]);
-        let (code_j, json, err_j) = gvtg(&root, &["doctor", "--json"]);
+        let extra: Vec<String> = std::fs::read_to_string(f.join("args"))
+            .map(|t| t.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let want_checks = 14
+            + if extra.contains(&"--passthrough") {
+                PASSTHROUGH_CHECKS
+            } else {
+                0
+            };
+        let (code_t, text, err_t) = gvtg(&root, &[&["doctor", "-v"], &extra[..]].concat());
+        let (code_j, json, err_j) = gvtg(&root, &[&["doctor", "--json"], &extra[..]].concat());
         assert!(
             err_t.is_empty() && err_j.is_empty(),
             "{name}: stderr: {err_t}{err_j}"
@@ -102,8 +118,18 @@ fn every_fixture_host_matches_its_expected_output() {
         );
         assert_eq!(
             doc["checks"].as_array().map(|a| a.len()),
-            Some(14),
-            "{name}: not 14 checks"
+            Some(want_checks),
+            "{name}: not {want_checks} checks"
+        );
+        let ids: Vec<&str> = doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            ids[14..].iter().all(|i| i.starts_with("passthrough.")),
+            "{name}: passthrough checks must follow the 14 GVT-g checks: {ids:?}"
         );
         for (file, got) in [("doctor.txt", &text), ("doctor.json", &json)] {
             if let Some(d) = compare(&f.join("expected").join(file), got) {

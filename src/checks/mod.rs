@@ -23,6 +23,7 @@ pub mod log;
 pub mod mdev;
 mod modules;
 mod params;
+pub mod passthrough;
 pub mod support;
 
 /// The verdict of one check.
@@ -179,9 +180,20 @@ pub fn catalog() -> impl Iterator<Item = &'static Check> {
         .chain(log::CHECKS)
 }
 
-/// Looks a check up by id.
+/// The whole-GPU passthrough checks, in run order: a separate catalog that runs only with
+/// `gvtg doctor --passthrough PCI`, after the GVT-g checks.
+pub fn passthrough_catalog() -> impl Iterator<Item = &'static Check> {
+    passthrough::CHECKS.iter()
+}
+
+/// Every check of both catalogs (GVT-g first).
+pub fn all_checks() -> impl Iterator<Item = &'static Check> {
+    catalog().chain(passthrough_catalog())
+}
+
+/// Looks a check up by id (in either catalog).
 pub fn find(id: &str) -> Option<&'static Check> {
-    catalog().find(|c| c.id == id)
+    all_checks().find(|c| c.id == id)
 }
 
 /// Which checks to run.
@@ -191,6 +203,8 @@ pub struct Selection {
     pub only: Vec<String>,
     /// Not these ids.
     pub skip: Vec<String>,
+    /// Also run the passthrough catalog (after the GVT-g checks).
+    pub passthrough: bool,
 }
 
 impl Selection {
@@ -198,7 +212,7 @@ impl Selection {
     pub fn validate(&self) -> anyhow::Result<()> {
         for id in self.only.iter().chain(&self.skip) {
             if find(id).is_none() {
-                let ids: Vec<&str> = catalog().map(|c| c.id).collect();
+                let ids: Vec<&str> = all_checks().map(|c| c.id).collect();
                 let hint = ids
                     .iter()
                     .min_by_key(|c| support::edit_distance(c, id))
@@ -219,7 +233,12 @@ impl Selection {
 /// Runs the selected checks in order.
 pub fn run(snap: &Snapshot, sel: &Selection) -> Vec<(&'static Check, Outcome)> {
     let mut done: Vec<(&'static Check, Outcome)> = Vec::new();
-    for check in catalog() {
+    let extra = if sel.passthrough {
+        passthrough::CHECKS
+    } else {
+        &[]
+    };
+    for check in catalog().chain(extra) {
         if !sel.wants(check.id) {
             continue;
         }
@@ -282,7 +301,7 @@ mod tests {
     fn ids_unique_and_well_formed() {
         let re = regex::Regex::new(r"^[a-z0-9]+\.[a-z0-9-]+$").unwrap();
         let mut seen = std::collections::BTreeSet::new();
-        for c in catalog() {
+        for c in all_checks() {
             assert!(re.is_match(c.id), "bad id {}", c.id);
             assert!(seen.insert(c.id), "duplicate id {}", c.id);
             assert!(!c.explain.trim().is_empty(), "{} has no explanation", c.id);
@@ -320,8 +339,8 @@ mod tests {
 
     #[test]
     fn requires_point_backwards() {
-        let ids: Vec<&str> = catalog().map(|c| c.id).collect();
-        for (i, c) in catalog().enumerate() {
+        let ids: Vec<&str> = all_checks().map(|c| c.id).collect();
+        for (i, c) in all_checks().enumerate() {
             for r in c.requires {
                 let pos = ids.iter().position(|x| x == r);
                 assert!(
@@ -345,10 +364,29 @@ mod tests {
     }
 
     #[test]
+    fn passthrough_checks_are_separate_and_opt_in() {
+        assert!(passthrough_catalog().all(|c| c.id.starts_with("passthrough.")));
+        assert!(catalog().all(|c| !c.id.starts_with("passthrough.")));
+        let snap = crate::testing::snapshot_with(|_| {});
+        assert_eq!(run(&snap, &Selection::default()).len(), 14);
+        let with = run(
+            &snap,
+            &Selection {
+                passthrough: true,
+                ..Selection::default()
+            },
+        );
+        assert_eq!(with.len(), 14 + passthrough_catalog().count());
+        assert!(with[14..]
+            .iter()
+            .all(|(c, _)| c.id.starts_with("passthrough.")));
+    }
+
+    #[test]
     fn unknown_id_suggests() {
         let s = Selection {
             only: vec!["mdev.type".into()],
-            skip: vec![],
+            ..Selection::default()
         };
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("Did you mean 'mdev.types'"), "{e}");

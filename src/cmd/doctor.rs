@@ -18,9 +18,35 @@ pub fn run(args: &DoctorArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
     let sel = Selection {
         only: args.only.clone(),
         skip: args.skip.clone(),
+        passthrough: args.passthrough.as_ref().is_some_and(|p| !p.is_empty()),
     };
     sel.validate()?;
-    let snap = Snapshot::collect(&ctx.root);
+    if !sel.passthrough {
+        if let Some(id) = sel.only.iter().find(|i| i.starts_with("passthrough.")) {
+            anyhow::bail!(
+                "{id} judges a device given with --passthrough PCI (`gvtg doctor --passthrough` lists the candidates)"
+            );
+        }
+    }
+    let listing = args.passthrough.as_ref().is_some_and(Vec::is_empty);
+    if listing && (args.json || args.format != Format::Text) {
+        anyhow::bail!(
+            "the passthrough candidate listing is text only; name a device (--passthrough PCI) for JSON or Prometheus output"
+        );
+    }
+    let mut snap = Snapshot::collect(&ctx.root);
+    match &args.passthrough {
+        // `--passthrough` alone: list the candidates and how to choose.
+        Some(p) if p.is_empty() => {
+            out.write_all(checks::passthrough::listing(&snap).as_bytes())?;
+            return Ok(0);
+        }
+        Some(p) => {
+            snap.passthrough =
+                checks::passthrough::resolve(&snap, p).map_err(|e| anyhow::anyhow!(e))?;
+        }
+        None => {}
+    }
     let results = checks::run(&snap, &sel);
     let counts = Counts::of(&results);
     let code = exit_code(&counts);

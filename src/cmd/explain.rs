@@ -8,7 +8,7 @@ use crate::cli::ExplainArgs;
 /// Prints one check's document, or the list of checks.
 pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     if args.list {
-        for c in checks::catalog() {
+        for c in checks::all_checks() {
             writeln!(out, "{:<20} {}", c.id, c.title)?;
         }
         return Ok(0);
@@ -25,7 +25,7 @@ pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         None => {
             checks::Selection {
                 only: vec![id.to_string()],
-                skip: vec![],
+                ..checks::Selection::default()
             }
             .validate()?;
             Ok(2)

@@ -37,12 +37,32 @@ pub struct PciDevice {
     pub sriov_totalvfs: Option<u32>,
     /// Subsystem vendor:device, when known.
     pub subsystem: Option<(u16, u16)>,
+    /// `reset_method` (Linux 5.15+): the reset methods the kernel will use, in order (`flr bus`);
+    /// `None` when the file does not exist (older kernel), `Some("")` when the device has none.
+    pub reset_method: Option<String>,
 }
 
 impl PciDevice {
     /// Display controller class (0x03xx: VGA, XGA, 3D, other display).
     pub fn is_display(&self) -> bool {
         self.class >> 16 == 0x03
+    }
+
+    /// PCI-to-PCI bridge (class 0x0604xx).
+    pub fn is_pci_bridge(&self) -> bool {
+        self.class >> 8 == 0x0604
+    }
+
+    /// `domain:bus:device` without the function: functions sharing it are siblings.
+    pub fn slot(&self) -> &str {
+        self.address
+            .rsplit_once('.')
+            .map_or(self.address.as_str(), |(s, _)| s)
+    }
+
+    /// `vendor:device` as lower-case hex (`10de:1b80`), as `vfio-pci.ids=` takes it.
+    pub fn id(&self) -> String {
+        format!("{:04x}:{:04x}", self.vendor, self.device)
     }
 }
 
@@ -230,6 +250,15 @@ pub struct Snapshot {
     pub cgroup2_controllers: Probe<Vec<String>>,
     /// Kernel log records and the path they came from.
     pub kernel_log: Probe<(String, Vec<parse::kmsg::Record>)>,
+    /// Modules the initramfs is told to include: (file, names) from
+    /// `/etc/initramfs-tools/modules`, `/etc/mkinitcpio.conf` `MODULES=(…)` and
+    /// `/etc/dracut.conf.d/*.conf` `add_drivers`/`force_drivers`.
+    pub initramfs_modules: Vec<(String, Vec<String>)>,
+    /// `/sys/module/kvm/parameters/ignore_msrs` (`Y`/`N`).
+    pub kvm_ignore_msrs: Probe<String>,
+    /// PCI functions named by `gvtg doctor --passthrough` (full addresses). Not read from the
+    /// host: the doctor sets it after collecting, and the passthrough checks judge these.
+    pub passthrough: Vec<String>,
 }
 
 /// Modules the checks need to know about from the module files.
@@ -243,6 +272,15 @@ pub const MODULES_OF_INTEREST: &[&str] = &[
     "mdev",
     "vfio_mdev",
     "vfio_pci",
+    // Host drivers that may claim a GPU (or its sibling functions) meant for passthrough.
+    "nvidia",
+    "nouveau",
+    "amdgpu",
+    "radeon",
+    "xe",
+    "snd_hda_intel",
+    "xhci_pci",
+    "i2c_nvidia_gpu",
 ];
 
 impl Snapshot {
@@ -369,6 +407,9 @@ impl Snapshot {
                 .read("sys/fs/cgroup/cgroup.controllers")
                 .map(|t| t.split_whitespace().map(str::to_string).collect()),
             kernel_log,
+            initramfs_modules: read_initramfs_modules(root),
+            kvm_ignore_msrs: root.read_attr("sys/module/kvm/parameters/ignore_msrs"),
+            passthrough: Vec::new(),
         }
     }
 
@@ -513,6 +554,7 @@ fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
                         .into_ok()
                         .and_then(|v| v.parse().ok()),
                     subsystem: sv.zip(sd),
+                    reset_method: root.read_attr(&format!("{base}/reset_method")).into_ok(),
                     address: addr,
                     vendor,
                     device,
@@ -767,6 +809,47 @@ fn read_modules_load(root: &HostRoot) -> Vec<(String, Vec<String>)> {
     }
     if let Probe::Ok(t) = root.read("etc/modules") {
         out.push(("/etc/modules".to_string(), names_of(&t)));
+    }
+    out
+}
+
+/// Modules listed for the initramfs (see [`Snapshot::initramfs_modules`]).
+fn read_initramfs_modules(root: &HostRoot) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    if let Probe::Ok(t) = root.read("etc/initramfs-tools/modules") {
+        let names = t
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim())
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        out.push(("/etc/initramfs-tools/modules".to_string(), names));
+    }
+    if let Probe::Ok(t) = root.read("etc/mkinitcpio.conf") {
+        let names = t
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("MODULES=("))
+            .flat_map(|l| l.split(')').next().unwrap_or("").split_whitespace())
+            .map(|w| w.trim_matches(['"', '\'']).to_string())
+            .collect();
+        out.push(("/etc/mkinitcpio.conf".to_string(), names));
+    }
+    if let Probe::Ok(files) = root.read_dir("etc/dracut.conf.d") {
+        for f in files.iter().filter(|f| f.ends_with(".conf")) {
+            let rel = format!("etc/dracut.conf.d/{f}");
+            if let Probe::Ok(t) = root.read(&rel) {
+                let names: Vec<String> = t
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| l.starts_with("add_drivers") || l.starts_with("force_drivers"))
+                    .filter_map(|l| l.split_once('='))
+                    .flat_map(|(_, v)| v.split_whitespace())
+                    .map(|w| w.trim_matches(['"', '\'', '+']).to_string())
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                out.push((HostRoot::display(&rel), names));
+            }
+        }
     }
     out
 }
