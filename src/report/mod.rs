@@ -71,6 +71,7 @@ const PCI_ATTRS: &[&str] = &[
     "subsystem_vendor",
     "subsystem_device",
     "sriov_totalvfs",
+    "reset_method",
 ];
 
 impl<'a> Collector<'a> {
@@ -219,9 +220,13 @@ impl<'a> Collector<'a> {
             "etc/modules",
             "etc/libvirt/qemu.conf",
             "var/lib/libvirt/qemu.conf",
+            // Initramfs module lists (passthrough.binding reads them).
+            "etc/initramfs-tools/modules",
+            "etc/mkinitcpio.conf",
         ] {
             self.file(f, Kind::Text)?;
         }
+        self.files_in("etc/dracut.conf.d", Kind::Text, |n| n.ends_with(".conf"))?;
         for f in ["usr/sbin/libvirtd", "usr/sbin/virtqemud"] {
             if src.exists(f) {
                 self.write(f, b"")?; // presence marker, not the binary
@@ -406,6 +411,7 @@ impl<'a> Collector<'a> {
             }
         }
         self.files_in("sys/module/i915/parameters", Kind::Verbatim, |_| true)?;
+        self.file("sys/module/kvm/parameters/ignore_msrs", Kind::Verbatim)?;
         self.file("sys/fs/cgroup/cgroup.controllers", Kind::Verbatim)?;
         Ok(())
     }
