@@ -575,23 +575,12 @@ struct QemuUser {
 }
 
 fn qemu_user(s: &Snapshot) -> QemuUser {
-    let id = support::qemu_identity(s);
-    let conf = s
-        .qemu_conf
-        .ok()
-        .and_then(|f| crate::parse::qemu_conf::parse(&f.text).ok());
-    let dynamic = conf
-        .as_ref()
-        .and_then(|c| c.get_int("dynamic_ownership"))
-        .unwrap_or(1)
-        != 0;
-    let ids = support::resolve_user(s, &id.user).map(|(uid, gid, mut supp)| {
-        supp.push(gid);
-        if let Some(g) = support::resolve_group(s, &id.group) {
-            supp.push(g);
-        }
-        (uid, supp)
-    });
+    let support::QemuAccess {
+        identity: id,
+        conf,
+        dynamic_ownership: dynamic,
+        ids,
+    } = support::qemu_access(s);
     QemuUser {
         name: id.user,
         ids,

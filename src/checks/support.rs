@@ -238,6 +238,47 @@ pub fn qemu_identity(s: &Snapshot) -> QemuIdentity {
     }
 }
 
+/// Who QEMU runs as and how libvirt hands it device nodes: the identity, the parsed qemu.conf
+/// (when it parses), `dynamic_ownership` (default 1: libvirt chowns /dev/vfio/N per VM) and the
+/// resolved uid with every gid it has (primary, supplementary, qemu.conf's group).
+pub struct QemuAccess {
+    /// User, group and where they came from.
+    pub identity: QemuIdentity,
+    /// qemu.conf, when present and parseable.
+    pub conf: Option<parse::qemu_conf::QemuConf>,
+    /// libvirt's `dynamic_ownership`.
+    pub dynamic_ownership: bool,
+    /// (uid, gids) when the user exists in /etc/passwd.
+    pub ids: Option<(u32, Vec<u32>)>,
+}
+
+/// Everything about the QEMU user that device-node checks need, derived once.
+pub fn qemu_access(s: &Snapshot) -> QemuAccess {
+    let identity = qemu_identity(s);
+    let conf = s
+        .qemu_conf
+        .ok()
+        .and_then(|f| parse::qemu_conf::parse(&f.text).ok());
+    let dynamic_ownership = conf
+        .as_ref()
+        .and_then(|c| c.get_int("dynamic_ownership"))
+        .unwrap_or(1)
+        != 0;
+    let ids = resolve_user(s, &identity.user).map(|(uid, gid, mut supp)| {
+        supp.push(gid);
+        if let Some(g) = resolve_group(s, &identity.group) {
+            supp.push(g);
+        }
+        (uid, supp)
+    });
+    QemuAccess {
+        identity,
+        conf,
+        dynamic_ownership,
+        ids,
+    }
+}
+
 /// Resolves a user spec (`name` or `+uid`) to (uid, primary gid, supplementary gids).
 pub fn resolve_user(s: &Snapshot, user: &str) -> Option<(u32, u32, Vec<u32>)> {
     let users = s.users.ok()?;
