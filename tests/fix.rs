@@ -913,3 +913,42 @@ fn passthrough_nixos_snippet_parses() {
         "{parsed}"
     );
 }
+
+#[test]
+fn passthrough_on_a_host_driver_says_reboot_pending() {
+    // The GPU on nouveau and its audio on snd_hda_intel now: the configuration is fixed, the
+    // binding happens at the next boot, and the check says so.
+    let d = unbound_amd_nvidia();
+    let r = d.path();
+    let t = read(r, "gvtg-tree.toml");
+    let t = t
+        .replacen(
+            "../../../../bus/pci/drivers/vfio-pci",
+            "../../../../bus/pci/drivers/nouveau",
+            1,
+        )
+        .replacen(
+            "../../../../bus/pci/drivers/vfio-pci",
+            "../../../../bus/pci/drivers/snd_hda_intel",
+            1,
+        );
+    write(r, "gvtg-tree.toml", &t);
+    let (dry, _, _, doctor) = roundtrip_with(r, &["--passthrough", "10de:1b80"]);
+    assert!(
+        dry.contains("+options vfio-pci ids=10de:1b80,10de:10f0"),
+        "{dry}"
+    );
+    let b = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "passthrough.binding")
+        .unwrap();
+    assert_eq!(b["status"], "fail", "{b}");
+    let summary = b["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("ids configured, but not bound to vfio-pci now")
+            && summary.contains("reboot pending"),
+        "{summary}"
+    );
+}
