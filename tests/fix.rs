@@ -28,18 +28,34 @@ fn write(root: &Path, rel: &str, s: &str) {
 /// Dry run, apply, apply again, doctor, undo. Returns (dry-run output, apply output, the fixed
 /// tree, the doctor's JSON on the fixed tree).
 fn roundtrip(root: &Path) -> (String, String, Tree, serde_json::Value) {
+    roundtrip_with(root, &[])
+}
+
+/// [`roundtrip`] with extra arguments for `fix` and the doctor (`--passthrough 10de:1b80`).
+fn roundtrip_with(root: &Path, extra: &[&str]) -> (String, String, Tree, serde_json::Value) {
+    let with = |base: &[&'static str]| -> Vec<String> {
+        base.iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let run = |base: &[&'static str]| {
+        let v = with(base);
+        let v: Vec<&str> = v.iter().map(String::as_str).collect();
+        gvtg(root, &v)
+    };
     let orig = tree(root);
-    let dry = gvtg(root, &["fix"]);
+    let dry = run(&["fix"]);
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
     assert_same(&tree(root), &orig, "the dry run changed the tree");
     let dry = text(&dry);
     assert!(dry.contains("Dry run: nothing was changed"), "{dry}");
 
-    let a = gvtg(root, &["fix", "--yes"]);
+    let a = run(&["fix", "--yes"]);
     assert_eq!(a.status.code(), Some(0), "{}", text(&a));
     let fixed = tree(root);
 
-    let again = gvtg(root, &["fix", "--yes"]);
+    let again = run(&["fix", "--yes"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(
         text(&again).contains("Nothing to change."),
@@ -48,7 +64,7 @@ fn roundtrip(root: &Path) -> (String, String, Tree, serde_json::Value) {
     );
     assert_same(&tree(root), &fixed, "a second --yes changed something");
 
-    let doc = gvtg(root, &["doctor", "--json"]);
+    let doc = run(&["doctor", "--json"]);
     let doctor: serde_json::Value = serde_json::from_slice(&doc.stdout).unwrap();
 
     let u = gvtg(root, &["fix", "--undo"]);
@@ -425,6 +441,7 @@ fn nixos_prints_a_snippet_that_nix_parses() {
         udev: true,
         acl: Some(vec!["/dev/null".into(), "/dev/kvm".into()]),
         vgpu: Some("i915-GVTg_V5_4".into()),
+        ..Default::default()
     })
     .unwrap();
     let parsed = nix_parse(d.path(), &all);
@@ -704,4 +721,234 @@ fn undo_refuses_to_overwrite_hand_edits_unless_forced() {
     let f = gvtg(r, &["fix", "--undo", "--force"]);
     assert_eq!(f.status.code(), Some(0), "{}", text(&f));
     assert_same(&tree(r), &orig, "forced undo");
+}
+
+/// The passthrough fixture with its binding configuration taken away: no `vfio-pci.ids` on the
+/// command line, no /etc/modprobe.d/vfio.conf (softdeps), no vfio modules in the initramfs.
+fn unbound_amd_nvidia() -> tempfile::TempDir {
+    let d = copy_fixture("amd-nvidia-vfio-passthrough");
+    let r = d.path();
+    let cmd = read(r, "proc/cmdline").replace(" vfio-pci.ids=10de:1b80,10de:10f0", "");
+    write(r, "proc/cmdline", &cmd);
+    fs::remove_file(r.join("etc/modprobe.d/vfio.conf")).unwrap();
+    let mk = read(r, "etc/mkinitcpio.conf").replace(
+        "MODULES=(vfio_pci vfio vfio_iommu_type1)",
+        "MODULES=(amdgpu)",
+    );
+    write(r, "etc/mkinitcpio.conf", &mk);
+    d
+}
+
+#[test]
+fn passthrough_binding_is_written_to_vfio_conf() {
+    let d = unbound_amd_nvidia();
+    let r = d.path();
+    let before = gvtg(r, &["doctor", "--json", "--passthrough", "10de:1b80"]);
+    let before: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
+    assert_eq!(status(&before, "passthrough.binding"), "warn");
+
+    let (dry, applied, fixed, doctor) = roundtrip_with(r, &["--passthrough", "10de:1b80"]);
+    for want in [
+        "# /etc/modprobe.d/vfio.conf (passthrough.binding)",
+        "+++ b/etc/modprobe.d/vfio.conf",
+        "+options vfio-pci ids=10de:1b80,10de:10f0",
+        "+softdep nvidia pre: vfio-pci",
+        "+softdep nouveau pre: vfio-pci",
+        "+softdep snd_hda_intel pre: vfio-pci",
+        "+MODULES=(amdgpu vfio_pci vfio vfio_iommu_type1)",
+        "mkinitcpio -P",
+        "gvtg fix --passthrough 10de:1b80 --yes",
+    ] {
+        assert!(dry.contains(want), "{want} not in\n{dry}");
+    }
+    // AMD: amd_iommu is never needed, iommu=pt is already on the command line.
+    for never in ["amd_iommu", "pcie_acs_override", "i915.enable_gvt", "kvmgt"] {
+        assert!(!dry.contains(never), "{never} in\n{dry}");
+    }
+    assert!(
+        applied.contains("changed /etc/modprobe.d/vfio.conf"),
+        "{applied}"
+    );
+    assert_eq!(
+        file(&fixed, "etc/modprobe.d/vfio.conf"),
+        "options vfio-pci ids=10de:1b80,10de:10f0\nsoftdep nvidia pre: vfio-pci\nsoftdep nouveau pre: vfio-pci\nsoftdep snd_hda_intel pre: vfio-pci\n"
+    );
+    // The fixture's functions are bound to vfio-pci now, so the configuration alone passes.
+    assert_eq!(status(&doctor, "passthrough.binding"), "pass", "{doctor}");
+}
+
+#[test]
+fn passthrough_ids_are_merged_never_dropped() {
+    let d = unbound_amd_nvidia();
+    let r = d.path();
+    write(
+        r,
+        "etc/modprobe.d/vfio.conf",
+        "# mine\noptions vfio-pci ids=1002:67df,10de:10f0 disable_vga=1\nsoftdep nouveau pre: vfio-pci\n",
+    );
+    let (_, _, fixed, doctor) = roundtrip_with(r, &["--passthrough", "0a:00.0"]);
+    assert_eq!(
+        file(&fixed, "etc/modprobe.d/vfio.conf"),
+        "# mine\noptions vfio-pci ids=1002:67df,10de:10f0,10de:1b80 disable_vga=1\nsoftdep nouveau pre: vfio-pci\nsoftdep nvidia pre: vfio-pci\nsoftdep snd_hda_intel pre: vfio-pci\n"
+    );
+    assert_eq!(status(&doctor, "passthrough.binding"), "pass", "{doctor}");
+}
+
+#[test]
+fn passthrough_non_viable_group_is_a_note_never_acs_override() {
+    let d = copy_fixture("pch-group-shared-usb");
+    let r = d.path();
+    let out = gvtg(r, &["fix", "--passthrough", "0000:03:00.0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("IOMMU group not viable (passthrough.group: not viable: 0000:02:00.0 in group 4 is bound to xhci_hcd)"),
+        "{t}"
+    );
+    assert!(!t.to_lowercase().contains("acs"), "{t}");
+}
+
+#[test]
+fn passthrough_kernel_args_kvm_and_initramfs_tools() {
+    // An Intel host whose kernel leaves VT-d off and no passthrough arguments at all.
+    let d = copy_fixture("pch-group-shared-usb");
+    let r = d.path();
+    let g = read(r, "etc/default/grub").replace(
+        "quiet splash intel_iommu=on iommu=pt vfio-pci.ids=10de:1b81,10de:10f0",
+        "quiet splash iommu=off",
+    );
+    write(r, "etc/default/grub", &g);
+    let cmd = read(r, "proc/cmdline").replace(
+        "intel_iommu=on iommu=pt vfio-pci.ids=10de:1b81,10de:10f0",
+        "iommu=off",
+    );
+    write(r, "proc/cmdline", &cmd);
+    let (dry, _, fixed, _) = roundtrip_with(r, &["--passthrough", "0000:03:00.0"]);
+    let grub = file(&fixed, "etc/default/grub");
+    assert!(
+        grub.contains(
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash i915.enable_gvt=1 intel_iommu=on iommu=pt\""
+        ),
+        "{grub}"
+    );
+    assert!(!grub.contains("iommu=off"), "{grub}");
+    assert!(
+        file(&fixed, "etc/modprobe.d/vfio.conf")
+            .contains("options vfio-pci ids=10de:1b81,10de:10f0"),
+        "{dry}"
+    );
+    let m = file(&fixed, "etc/initramfs-tools/modules");
+    for want in ["vfio\n", "vfio_iommu_type1\n", "vfio_pci\n"] {
+        assert!(m.contains(want), "{want} not in {m}");
+    }
+    assert_eq!(
+        file(&fixed, "etc/modprobe.d/kvm.conf"),
+        "options kvm ignore_msrs=1\n"
+    );
+    assert!(
+        dry.contains("update-grub") && dry.contains("update-initramfs -u"),
+        "{dry}"
+    );
+    assert!(!dry.contains("pcie_acs_override"), "{dry}");
+}
+
+#[test]
+fn passthrough_dracut_drop_in() {
+    let d = unbound_amd_nvidia();
+    let r = d.path();
+    fs::remove_file(r.join("etc/mkinitcpio.conf")).unwrap();
+    fs::create_dir_all(r.join("etc/dracut.conf.d")).unwrap();
+    let (dry, _, fixed, _) = roundtrip_with(r, &["--passthrough", "10de:1b80"]);
+    assert_eq!(
+        file(&fixed, "etc/dracut.conf.d/gvtg-vfio.conf"),
+        "force_drivers+=\" vfio vfio_iommu_type1 vfio_pci \"\n"
+    );
+    assert!(dry.contains("dracut -f"), "{dry}");
+}
+
+#[test]
+fn passthrough_nixos_snippet_parses() {
+    let d = unbound_amd_nvidia();
+    let r = d.path();
+    write(r, "etc/os-release", "NAME=NixOS\nID=nixos\n");
+    write(r, "etc/NIXOS", "");
+    let cmd = read(r, "proc/cmdline").replace(" iommu=pt", "");
+    write(r, "proc/cmdline", &cmd);
+    let orig = tree(r);
+    let out = gvtg(r, &["fix", "--passthrough", "10de:1b80", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_same(&tree(r), &orig, "NixOS: nothing is edited");
+    let t = text(&out);
+    let start = t.find("# gvtg fix: VFIO passthrough").expect("snippet");
+    let end = start + t[start..].find("\n}\n").expect("snippet end") + 3;
+    let snip = &t[start..end];
+    for want in [
+        "boot.kernelParams = [ \"iommu=pt\" ];",
+        "boot.initrd.kernelModules = [ \"vfio_pci\" \"vfio\" \"vfio_iommu_type1\" ];",
+        "boot.extraModprobeConfig = ''",
+        "    options vfio-pci ids=10de:1b80,10de:10f0\n",
+        "    softdep nvidia pre: vfio-pci\n",
+    ] {
+        assert!(snip.contains(want), "{want} not in\n{snip}");
+    }
+    let nixfile = r.join("snippet.nix");
+    fs::write(&nixfile, snip).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let p = Command::new("nix-instantiate")
+        .args(["--parse", "--store", "dummy://"])
+        .arg(&nixfile)
+        .env("NIX_STORE_DIR", store.path().join("store"))
+        .env("NIX_STATE_DIR", store.path().join("state"))
+        .env("NIX_LOG_DIR", store.path().join("log"))
+        .output()
+        .expect("nix-instantiate is required");
+    assert!(
+        p.status.success(),
+        "{}\n{snip}",
+        String::from_utf8_lossy(&p.stderr)
+    );
+    let parsed = String::from_utf8_lossy(&p.stdout);
+    assert!(
+        parsed.contains("kernelModules = [ (\"vfio_pci\")"),
+        "{parsed}"
+    );
+}
+
+#[test]
+fn passthrough_on_a_host_driver_says_reboot_pending() {
+    // The GPU on nouveau and its audio on snd_hda_intel now: the configuration is fixed, the
+    // binding happens at the next boot, and the check says so.
+    let d = unbound_amd_nvidia();
+    let r = d.path();
+    let t = read(r, "gvtg-tree.toml");
+    let t = t
+        .replacen(
+            "../../../../bus/pci/drivers/vfio-pci",
+            "../../../../bus/pci/drivers/nouveau",
+            1,
+        )
+        .replacen(
+            "../../../../bus/pci/drivers/vfio-pci",
+            "../../../../bus/pci/drivers/snd_hda_intel",
+            1,
+        );
+    write(r, "gvtg-tree.toml", &t);
+    let (dry, _, _, doctor) = roundtrip_with(r, &["--passthrough", "10de:1b80"]);
+    assert!(
+        dry.contains("+options vfio-pci ids=10de:1b80,10de:10f0"),
+        "{dry}"
+    );
+    let b = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "passthrough.binding")
+        .unwrap();
+    assert_eq!(b["status"], "fail", "{b}");
+    let summary = b["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("ids configured, but not bound to vfio-pci now")
+            && summary.contains("reboot pending"),
+        "{summary}"
+    );
 }

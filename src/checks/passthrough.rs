@@ -615,6 +615,50 @@ fn softdeps(s: &Snapshot) -> Vec<(String, String)> {
     v
 }
 
+/// What `gvtg fix --passthrough` must add for vfio-pci to claim the named functions at boot:
+/// (vendor:device ids of the members not yet in `vfio-pci.ids`, GPU and HDMI-audio host drivers
+/// that claim them and are neither soft-depending on vfio-pci nor blacklisted). Unlike the
+/// check, drivers this kernel lacks are included: a softdep on them is harmless, and it keeps a
+/// driver installed later (nvidia from DKMS) from winning the race.
+pub fn binding_needs(s: &Snapshot) -> (Vec<String>, Vec<String>) {
+    let ms = members(s);
+    let ids = configured_ids(s);
+    let deps = softdeps(s);
+    let mut want: Vec<String> = ms
+        .iter()
+        .map(|m| m.id())
+        .filter(|id| !ids.iter().any(|(v, _)| v == id))
+        .collect();
+    // In address order (the GPU before its audio function), each id once.
+    let mut seen_ids = std::collections::BTreeSet::new();
+    want.retain(|id| seen_ids.insert(id.clone()));
+    let mut hosts: Vec<String> = ms
+        .iter()
+        .flat_map(|m| host_drivers(m).iter().copied())
+        .filter(|h| {
+            [
+                "nvidia",
+                "nouveau",
+                "amdgpu",
+                "radeon",
+                "snd_hda_intel",
+                "i915",
+                "xe",
+            ]
+            .contains(h)
+        })
+        .filter(|h| {
+            !deps.iter().any(|(d, _)| d == h)
+                && !crate::parse::modprobe::is_blacklisted(&s.modprobe, h)
+        })
+        .map(str::to_string)
+        .collect();
+    // First appearance kept (nvidia before nouveau), duplicates from sibling functions dropped.
+    let mut seen = std::collections::BTreeSet::new();
+    hosts.retain(|h| seen.insert(h.clone()));
+    (want, hosts)
+}
+
 fn check_binding(s: &Snapshot, _: &Prior) -> Outcome {
     let ms = members(s);
     if ms.is_empty() {

@@ -23,6 +23,18 @@ pub struct FixArgs {
     /// With --undo: restore even files edited by hand since gvtg fix wrote them.
     #[arg(long, requires = "undo")]
     pub force: bool,
+    /// Whole-GPU VFIO passthrough of these functions (and their sibling functions), as for
+    /// `gvtg doctor --passthrough`: PCI addresses (0000:01:00.0, 01:00.0) or vendor:device ids
+    /// (10de:1b80). Adds IOMMU kernel arguments, /etc/modprobe.d/vfio.conf and the initramfs
+    /// modules to the plan.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        num_args = 1,
+        value_name = "PCI",
+        conflicts_with = "undo"
+    )]
+    pub passthrough: Option<Vec<String>>,
 }
 
 /// Runs `gvtg fix`.
@@ -43,7 +55,11 @@ pub fn run(args: &FixArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<u8>
         }
         return Ok(0);
     }
-    let snap = Snapshot::collect(&ctx.root);
+    let mut snap = Snapshot::collect(&ctx.root);
+    if let Some(p) = &args.passthrough {
+        snap.passthrough =
+            crate::checks::passthrough::resolve(&snap, p).map_err(|e| anyhow::anyhow!(e))?;
+    }
     let plan = fix::plan(&ctx.root, &snap)?;
     write!(out, "{}", plan.render(ctx.root.is_live()))?;
     if plan.files.is_empty() && plan.commands.is_empty() {
@@ -61,9 +77,14 @@ pub fn run(args: &FixArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<u8>
         go = matches!(line.trim(), "y" | "Y" | "yes" | "Yes");
     }
     if !go {
+        let pt = args
+            .passthrough
+            .as_ref()
+            .map(|p| format!(" --passthrough {}", p.join(",")))
+            .unwrap_or_default();
         writeln!(
             out,
-            "\nDry run: nothing was changed. Run `gvtg fix --yes` to apply."
+            "\nDry run: nothing was changed. Run `gvtg fix{pt} --yes` to apply."
         )?;
         return Ok(0);
     }

@@ -340,6 +340,67 @@ pub fn grub_default(
     Ok(changed.then(|| lines.concat()))
 }
 
+/// modprobe.d: merges `ids` (`10de:1b80`) into the last uncommented `options vfio-pci ids=…`
+/// line (ids already there are kept, in their order), or appends such a line.
+pub fn vfio_ids(text: &str, ids: &[String]) -> Result<Option<String>> {
+    let lines = lines_keep(text);
+    let is_vfio = |l: &str| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        w.len() >= 2
+            && w[0] == "options"
+            && parse::cmdline::normalize(w[1]) == "vfio_pci"
+            && w[2..].iter().any(|p| p.starts_with("ids="))
+    };
+    let Some(idx) = lines.iter().rposition(|l| is_vfio(l)) else {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!("options vfio-pci ids={}\n", ids.join(",")));
+        return Ok(Some(out));
+    };
+    let line = lines[idx];
+    let body = line.trim_end_matches(['\n', '\r']);
+    let nl = &line[body.len()..];
+    let mut changed = false;
+    let words: Vec<String> = body
+        .split_whitespace()
+        .map(|w| match w.strip_prefix("ids=") {
+            Some(v) => {
+                let mut have: Vec<String> = v
+                    .split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                for id in ids {
+                    if !have.iter().any(|h| h.eq_ignore_ascii_case(id)) {
+                        have.push(id.clone());
+                        changed = true;
+                    }
+                }
+                format!("ids={}", have.join(","))
+            }
+            None => w.to_string(),
+        })
+        .collect();
+    if !changed {
+        return Ok(None);
+    }
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i == idx {
+            out.push_str(&words.join(" "));
+            out.push_str(if nl.is_empty() { "\n" } else { nl });
+        } else {
+            out.push_str(l);
+        }
+    }
+    Ok(Some(out))
+}
+
 /// mkinitcpio.conf: adds `modules` to the last uncommented one-line `MODULES=(...)`.
 pub fn mkinitcpio_modules(text: &str, modules: &[String]) -> Result<Option<String>> {
     let lines = lines_keep(text);
@@ -714,5 +775,22 @@ mod tests {
         assert!(!is_guc_submission("i915.enable_guc=2"));
         assert!(!is_guc_submission("i915.enable_guc=0"));
         assert!(!is_guc_submission("quiet"));
+    }
+
+    #[test]
+    fn vfio_ids_merge_and_keep() {
+        let ids = vec!["10de:1b80".to_string(), "10de:10f0".to_string()];
+        assert_eq!(
+            vfio_ids("", &ids).unwrap().unwrap(),
+            "options vfio-pci ids=10de:1b80,10de:10f0\n"
+        );
+        let t = "# x\noptions vfio_pci ids=1002:67df disable_vga=1\nsoftdep a pre: b\n";
+        assert_eq!(
+            vfio_ids(t, &ids).unwrap().unwrap(),
+            "# x\noptions vfio_pci ids=1002:67df,10de:1b80,10de:10f0 disable_vga=1\nsoftdep a pre: b\n"
+        );
+        let done = vfio_ids(t, &ids).unwrap().unwrap();
+        assert_eq!(vfio_ids(&done, &ids).unwrap(), None);
+        assert_eq!(vfio_ids("# options vfio-pci ids=1:2\n", &[]).unwrap(), None);
     }
 }

@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod edit;
 pub mod nixos;
+mod passthrough;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -228,6 +229,8 @@ struct Builder<'a> {
     root: &'a HostRoot,
     plan: Plan,
     current: BTreeMap<String, String>,
+    /// NixOS: what the configuration.nix snippet must set.
+    nix: nixos::Wants,
 }
 
 impl Builder<'_> {
@@ -359,19 +362,40 @@ fn vgpu_type(s: &Snapshot) -> Option<String> {
         .map(|t| t.id.clone())
 }
 
-/// Builds the plan for this host.
+/// Builds the plan for this host: the GVT-g fixes, and with functions named in
+/// [`Snapshot::passthrough`] (`gvtg fix --passthrough PCI`) the whole-GPU VFIO passthrough ones.
 pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
-    let results = checks::run(s, &Selection::default());
     let mut b = Builder {
         root,
         plan: Plan::default(),
         current: BTreeMap::new(),
+        nix: nixos::Wants::default(),
     };
+    if s.passthrough.is_empty() {
+        plan_gvt(&mut b, root, s)?;
+    } else {
+        // GVT-g and passing the iGPU itself through (GVT-d) exclude each other; on hosts
+        // without GVT-g there is nothing of it to fix.
+        let igpu = checks::passthrough::members(s)
+            .iter()
+            .any(|d| d.address == "0000:00:02.0");
+        if !igpu && !support::gvt_impossible(s) {
+            plan_gvt(&mut b, root, s)?;
+        }
+        passthrough::plan(&mut b, root, s)?;
+    }
+    b.plan.nixos = nixos::snippet(&b.nix);
+    Ok(b.plan)
+}
+
+/// The GVT-g part of the plan.
+fn plan_gvt(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()> {
+    let results = checks::run(s, &Selection::default());
     if support::gvt_impossible(s) {
         b.plan.notes.push(
             "GVT-g is not possible on this hardware (see `gvtg doctor`); nothing to fix.".into(),
         );
-        return Ok(b.plan);
+        return Ok(());
     }
     // Without a usable iGPU or a kernel with GVT-g, i915 options and kvmgt at boot would do
     // nothing (or fail at every boot): say what blocks them and leave the boot setup alone.
@@ -391,7 +415,6 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
             blocked = true;
         }
     }
-    let distro = support::distro(s);
     let loader = boot_loader(root, s);
     let initrd = initramfs(root, s);
     let want_gvt = !blocked && bad(&results, "i915.enable-gvt", false);
@@ -405,7 +428,7 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
     let want_acl = bad(&results, "libvirt.qemu-conf", false);
 
     if loader == BootLoader::NixOs {
-        b.plan.nixos = nixos::snippet(&nixos::Wants {
+        b.nix = nixos::Wants {
             gvt: want_gvt || want_modules,
             params: want_gvt,
             modules: if want_modules {
@@ -416,12 +439,13 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
             udev: want_udev,
             acl: want_acl.then(|| acl_list(s)),
             vgpu: vgpu_type(s),
-        });
-        b.plan.reboot = b.plan.nixos.is_some() && (want_gvt || drop_guc || want_modules);
+            ..Default::default()
+        };
+        b.plan.reboot = nixos::snippet(&b.nix).is_some() && (want_gvt || drop_guc || want_modules);
         if drop_guc {
             b.plan.notes.push("remove i915.enable_guc from boot.kernelParams / boot.extraModprobeConfig in configuration.nix".into());
         }
-        return Ok(b.plan);
+        return Ok(());
     }
 
     let mut boot_changed = false;
@@ -453,102 +477,7 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
                     .collect()
             })
             .unwrap_or_default();
-        match loader {
-            BootLoader::Grub | BootLoader::Grubby => {
-                // grub-mkconfig sources /etc/default/grub.d/*.cfg after /etc/default/grub (Ubuntu
-                // cloud images set GRUB_CMDLINE_LINUX_DEFAULT there): a value set there wins.
-                if let Some(names) = root.read_dir("etc/default/grub.d").ok() {
-                    for n in names.iter().filter(|n| n.ends_with(".cfg")) {
-                        let rel = format!("etc/default/grub.d/{n}");
-                        if let Some(t) = root.read(&rel).ok() {
-                            let g = parse::grub::parse(t);
-                            if g.get("GRUB_CMDLINE_LINUX_DEFAULT").is_some() {
-                                b.plan.notes.push(format!(
-                                    "{} also sets GRUB_CMDLINE_LINUX_DEFAULT and is read after /etc/default/grub, so its value wins: add the arguments there too",
-                                    HostRoot::display(&rel)
-                                ));
-                            }
-                        }
-                    }
-                }
-                let changed = b.try_edit("etc/default/grub", reason, |t| {
-                    edit::grub_default(t, &add, remove)
-                });
-                boot_changed |= changed;
-                if loader == BootLoader::Grubby {
-                    if changed && (!add.is_empty() || !guc_args.is_empty()) {
-                        let mut v = argv(&["grubby", "--update-kernel=ALL"]);
-                        if !add.is_empty() {
-                            v.push(format!("--args={}", add.join(" ")));
-                        }
-                        if !guc_args.is_empty() {
-                            v.push(format!("--remove-args={}", guc_args.join(" ")));
-                        }
-                        b.command(
-                            v,
-                            "kernel arguments of every installed kernel (BLS entries)",
-                        );
-                        boot_changed = true;
-                    }
-                } else if changed {
-                    let regen = match distro {
-                        Distro::Debian | Distro::Proxmox => argv(&["update-grub"]),
-                        Distro::Suse => argv(&["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"]),
-                        _ => argv(&["grub-mkconfig", "-o", "/boot/grub/grub.cfg"]),
-                    };
-                    b.command(regen, "regenerate grub.cfg from /etc/default/grub");
-                }
-            }
-            BootLoader::KernelCmdline | BootLoader::ProxmoxBootTool => {
-                let changed = b.try_edit("etc/kernel/cmdline", reason, |t| {
-                    edit::kernel_cmdline(t, &add, remove)
-                });
-                boot_changed |= changed;
-                if changed {
-                    if loader == BootLoader::ProxmoxBootTool {
-                        b.command(
-                            argv(&["proxmox-boot-tool", "refresh"]),
-                            "copy the new command line to the boot entries",
-                        );
-                    } else if let Some(rel) = s.osrelease.ok() {
-                        b.command(
-                            vec![
-                                "kernel-install".into(),
-                                "add".into(),
-                                rel.clone(),
-                                format!("/usr/lib/modules/{rel}/vmlinuz"),
-                            ],
-                            "rewrite the boot entry with /etc/kernel/cmdline",
-                        );
-                    }
-                }
-            }
-            BootLoader::Kernelstub => {
-                // kernelstub keeps its options in this JSON file; an argument already there is done.
-                let conf = root
-                    .read("etc/kernelstub/configuration")
-                    .ok()
-                    .cloned()
-                    .unwrap_or_default();
-                for a in add.iter().filter(|a| !conf.contains(a.as_str())) {
-                    b.change_command(
-                        argv(&["kernelstub", "-a", a]),
-                        "add the kernel argument (Pop!_OS)",
-                    );
-                }
-                for a in guc_args.iter().filter(|a| conf.contains(a.as_str())) {
-                    b.change_command(
-                        argv(&["kernelstub", "-d", a]),
-                        "remove the kernel argument (Pop!_OS)",
-                    );
-                }
-                boot_changed = !b.plan.commands.is_empty();
-            }
-            BootLoader::NixOs => unreachable!("handled above"),
-            BootLoader::Unknown => {
-                b.plan.notes.push("no boot loader configuration found (/etc/default/grub, /etc/kernel/cmdline): add i915.enable_gvt=1 to the kernel command line by hand".into());
-            }
-        }
+        boot_changed |= kernel_args(b, root, s, &add, remove, &guc_args, reason);
     }
 
     // modprobe.d: fix lines written in kernel-command-line syntax (modprobe ignores them), and
@@ -715,7 +644,125 @@ pub fn plan(root: &HostRoot, s: &Snapshot) -> Result<Plan> {
             None => {}
         }
     }
-    Ok(b.plan)
+    Ok(())
+}
+
+/// Adds `add` to and drops what `remove` matches (`remove_args`: those on the running command
+/// line) from the kernel command line, the way this host's boot loader keeps it. True when
+/// something changed.
+fn kernel_args(
+    b: &mut Builder,
+    root: &HostRoot,
+    s: &Snapshot,
+    add: &[String],
+    remove: fn(&str) -> bool,
+    guc_args: &[String],
+    reason: &str,
+) -> bool {
+    let loader = boot_loader(root, s);
+    let distro = support::distro(s);
+    let mut boot_changed = false;
+    match loader {
+        BootLoader::Grub | BootLoader::Grubby => {
+            // grub-mkconfig sources /etc/default/grub.d/*.cfg after /etc/default/grub (Ubuntu
+            // cloud images set GRUB_CMDLINE_LINUX_DEFAULT there): a value set there wins.
+            if let Some(names) = root.read_dir("etc/default/grub.d").ok() {
+                for n in names.iter().filter(|n| n.ends_with(".cfg")) {
+                    let rel = format!("etc/default/grub.d/{n}");
+                    if let Some(t) = root.read(&rel).ok() {
+                        let g = parse::grub::parse(t);
+                        if g.get("GRUB_CMDLINE_LINUX_DEFAULT").is_some() {
+                            let n = format!(
+                                "{} also sets GRUB_CMDLINE_LINUX_DEFAULT and is read after /etc/default/grub, so its value wins: add the arguments there too",
+                                HostRoot::display(&rel)
+                            );
+                            if !b.plan.notes.contains(&n) {
+                                b.plan.notes.push(n);
+                            }
+                        }
+                    }
+                }
+            }
+            let changed = b.try_edit("etc/default/grub", reason, |t| {
+                edit::grub_default(t, add, remove)
+            });
+            boot_changed |= changed;
+            if loader == BootLoader::Grubby {
+                if changed && (!add.is_empty() || !guc_args.is_empty()) {
+                    let mut v = argv(&["grubby", "--update-kernel=ALL"]);
+                    if !add.is_empty() {
+                        v.push(format!("--args={}", add.join(" ")));
+                    }
+                    if !guc_args.is_empty() {
+                        v.push(format!("--remove-args={}", guc_args.join(" ")));
+                    }
+                    b.command(
+                        v,
+                        "kernel arguments of every installed kernel (BLS entries)",
+                    );
+                    boot_changed = true;
+                }
+            } else if changed {
+                let regen = match distro {
+                    Distro::Debian | Distro::Proxmox => argv(&["update-grub"]),
+                    Distro::Suse => argv(&["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"]),
+                    _ => argv(&["grub-mkconfig", "-o", "/boot/grub/grub.cfg"]),
+                };
+                b.command(regen, "regenerate grub.cfg from /etc/default/grub");
+            }
+        }
+        BootLoader::KernelCmdline | BootLoader::ProxmoxBootTool => {
+            let changed = b.try_edit("etc/kernel/cmdline", reason, |t| {
+                edit::kernel_cmdline(t, add, remove)
+            });
+            boot_changed |= changed;
+            if changed {
+                if loader == BootLoader::ProxmoxBootTool {
+                    b.command(
+                        argv(&["proxmox-boot-tool", "refresh"]),
+                        "copy the new command line to the boot entries",
+                    );
+                } else if let Some(rel) = s.osrelease.ok() {
+                    b.command(
+                        vec![
+                            "kernel-install".into(),
+                            "add".into(),
+                            rel.clone(),
+                            format!("/usr/lib/modules/{rel}/vmlinuz"),
+                        ],
+                        "rewrite the boot entry with /etc/kernel/cmdline",
+                    );
+                }
+            }
+        }
+        BootLoader::Kernelstub => {
+            let before = b.plan.commands.len();
+            // kernelstub keeps its options in this JSON file; an argument already there is done.
+            let conf = root
+                .read("etc/kernelstub/configuration")
+                .ok()
+                .cloned()
+                .unwrap_or_default();
+            for a in add.iter().filter(|a| !conf.contains(a.as_str())) {
+                b.change_command(
+                    argv(&["kernelstub", "-a", a]),
+                    "add the kernel argument (Pop!_OS)",
+                );
+            }
+            for a in guc_args.iter().filter(|a| conf.contains(a.as_str())) {
+                b.change_command(
+                    argv(&["kernelstub", "-d", a]),
+                    "remove the kernel argument (Pop!_OS)",
+                );
+            }
+            boot_changed = b.plan.commands.len() > before;
+        }
+        BootLoader::NixOs => unreachable!("handled above"),
+        BootLoader::Unknown => {
+            b.plan.notes.push(format!("no boot loader configuration found (/etc/default/grub, /etc/kernel/cmdline): add {} to the kernel command line by hand", add.join(" ")));
+        }
+    }
+    boot_changed
 }
 
 /// The merged ACL for NixOS's verbatimConfig: the host's list plus libvirt's defaults.

@@ -19,6 +19,12 @@ pub struct Wants {
     pub acl: Option<Vec<String>>,
     /// `virtualisation.kvmgt.vgpus` for this type.
     pub vgpu: Option<String>,
+    /// Passthrough: `boot.kernelParams` (`intel_iommu=on`, `iommu=pt`).
+    pub pt_params: Vec<String>,
+    /// Passthrough: the vfio modules in `boot.initrd.kernelModules`.
+    pub pt_initrd: bool,
+    /// Passthrough: `boot.extraModprobeConfig` lines (vfio-pci ids, softdeps, kvm ignore_msrs).
+    pub pt_modprobe: Vec<String>,
 }
 
 /// A Nix string literal (double-quoted, `\`, `"` and `${` escaped).
@@ -69,11 +75,20 @@ fn uuid_for(ty: &str) -> String {
 
 /// The snippet (a whole NixOS module, so it can be imported as is), or None when nothing is wanted.
 pub fn snippet(w: &Wants) -> Option<String> {
-    if !w.gvt && !w.params && w.modules.is_empty() && !w.udev && w.acl.is_none() && w.vgpu.is_none()
-    {
+    let gvt =
+        w.gvt || w.params || !w.modules.is_empty() || w.udev || w.acl.is_some() || w.vgpu.is_some();
+    let pt = !w.pt_params.is_empty() || w.pt_initrd || !w.pt_modprobe.is_empty();
+    if !gvt && !pt {
         return None;
     }
-    let mut o = String::from("# gvtg fix: Intel GVT-g\n{ config, pkgs, lib, ... }:\n{\n");
+    let mut o = format!(
+        "# gvtg fix: {}\n{{ config, pkgs, lib, ... }}:\n{{\n",
+        match (gvt, pt) {
+            (true, true) => "Intel GVT-g, VFIO passthrough",
+            (true, false) => "Intel GVT-g",
+            _ => "VFIO passthrough",
+        }
+    );
     if w.gvt || w.vgpu.is_some() {
         o.push_str("  virtualisation.kvmgt.enable = true;\n");
     }
@@ -86,9 +101,33 @@ pub fn snippet(w: &Wants) -> Option<String> {
             nix_str(&uuid_for(t))
         );
     }
+    // Each option once: the GVT-g and passthrough values merged.
+    let mut params: Vec<String> = Vec::new();
+    let mut modprobe: Vec<String> = Vec::new();
     if w.params {
-        o.push_str("  boot.kernelParams = [ \"i915.enable_gvt=1\" ];\n");
-        o.push_str("  boot.extraModprobeConfig = ''\n    options i915 enable_gvt=1\n  '';\n");
+        params.push("i915.enable_gvt=1".into());
+        modprobe.push("options i915 enable_gvt=1".into());
+    }
+    params.extend(w.pt_params.iter().cloned());
+    modprobe.extend(w.pt_modprobe.iter().cloned());
+    if !params.is_empty() {
+        let p: Vec<String> = params.iter().map(|p| nix_str(p)).collect();
+        let _ = writeln!(o, "  boot.kernelParams = [ {} ];", p.join(" "));
+    }
+    if !modprobe.is_empty() {
+        let _ = writeln!(
+            o,
+            "  boot.extraModprobeConfig = ''\n{}  '';",
+            modprobe
+                .iter()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        );
+    }
+    if w.pt_initrd {
+        o.push_str(
+            "  boot.initrd.kernelModules = [ \"vfio_pci\" \"vfio\" \"vfio_iommu_type1\" ];\n",
+        );
     }
     if !w.modules.is_empty() {
         let m: Vec<String> = w.modules.iter().map(|m| nix_str(m)).collect();

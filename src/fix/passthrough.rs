@@ -1,0 +1,218 @@
+//! `gvtg fix --passthrough PCI`: the whole-GPU VFIO passthrough part of the plan.
+//!
+//! Kernel arguments (`intel_iommu=on` when this kernel leaves VT-d off, `iommu=pt`) through the
+//! same per-boot-loader code as the GVT-g fixes; `/etc/modprobe.d/vfio.conf` with
+//! `options vfio-pci ids=…` (merged, never dropping an id) and a `softdep HOST pre: vfio-pci`
+//! per host driver; `options kvm ignore_msrs=1` in `/etc/modprobe.d/kvm.conf`; vfio modules in
+//! the initramfs plus its rebuild. A group that is not viable gets a note naming the devices
+//! that keep it so, never the ACS override patch.
+
+use anyhow::Result;
+
+use super::{argv, bad, edit, kernel_args, BootLoader, Builder, Initramfs};
+use crate::checks::{self, Selection, Status};
+use crate::host::{HostRoot, Snapshot};
+
+/// The modprobe.d file the passthrough fixes own.
+pub const VFIO_CONF: &str = "etc/modprobe.d/vfio.conf";
+/// Where `options kvm ignore_msrs=1` goes.
+pub const KVM_CONF: &str = "etc/modprobe.d/kvm.conf";
+/// The dracut drop-in for the vfio modules.
+pub const DRACUT_VFIO_FILE: &str = "etc/dracut.conf.d/gvtg-vfio.conf";
+/// The modules vfio-pci needs early, in the order the initramfs lists them.
+pub const VFIO_MODULES: &[&str] = &["vfio_pci", "vfio", "vfio_iommu_type1"];
+
+/// Kernel arguments that switch the IOMMU off: dropped when passthrough is wanted.
+fn iommu_off(a: &str) -> bool {
+    matches!(a, "iommu=off" | "intel_iommu=off" | "amd_iommu=off")
+}
+
+/// The kernel arguments passthrough needs that the running command line lacks.
+fn wanted_args(s: &Snapshot) -> (Vec<String>, Vec<String>) {
+    let cmd = s.cmdline.ok();
+    let last = |k: &str| cmd.and_then(|c| c.last_value(k)).map(|v| v.unwrap_or(""));
+    let amd = s
+        .cpuinfo
+        .ok()
+        .and_then(|c| c.vendor_id.as_deref())
+        .is_some_and(|v| v == "AuthenticAMD");
+    let mut add = Vec::new();
+    if !amd {
+        let on = last("intel_iommu").is_some_and(|v| v.split(',').any(|x| x == "on"));
+        let default_on = s
+            .kconfig
+            .ok()
+            .is_some_and(|(_, k)| k.enabled("INTEL_IOMMU_DEFAULT_ON"));
+        if !on && !default_on {
+            add.push("intel_iommu=on".to_string());
+        }
+    }
+    if last("iommu") != Some("pt") {
+        add.push("iommu=pt".to_string());
+    }
+    let off: Vec<String> = cmd
+        .map(|c| {
+            c.params
+                .iter()
+                .map(|p| p.raw.clone())
+                .filter(|a| iommu_off(a))
+                .collect()
+        })
+        .unwrap_or_default();
+    (add, off)
+}
+
+/// Adds the passthrough actions for the functions in [`Snapshot::passthrough`].
+pub(super) fn plan(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()> {
+    let results = checks::run(
+        s,
+        &Selection {
+            passthrough: true,
+            ..Default::default()
+        },
+    );
+    let loader = super::boot_loader(root, s);
+    let initrd = super::initramfs(root, s);
+
+    // A group that is not viable cannot be fixed by configuration: name the devices instead.
+    if let Some((_, o)) = results
+        .iter()
+        .find(|(c, o)| c.id == "passthrough.group" && o.status == Status::Fail)
+    {
+        b.plan.notes.push(format!(
+            "IOMMU group not viable (passthrough.group: {}): VFIO takes the whole group, so move the GPU to a slot with its own group or pass the other devices through too",
+            o.summary
+        ));
+    }
+
+    let (args, off) = wanted_args(s);
+    let want_binding = bad(&results, "passthrough.binding", true);
+    let (ids, hosts) = if want_binding {
+        checks::passthrough::binding_needs(s)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let want_msrs = results.iter().any(|(c, o)| {
+        c.id == "passthrough.kvm-msrs" && o.status == Status::Warn && o.remedy.is_some()
+    });
+    let early = s
+        .modules
+        .builtin
+        .ok()
+        .is_some_and(|m| m.contains("vfio_pci"))
+        || s.initramfs_modules
+            .iter()
+            .any(|(_, m)| m.iter().any(|x| x.replace('-', "_") == "vfio_pci"));
+    let want_initrd = want_binding && !early;
+
+    if loader == BootLoader::NixOs {
+        b.nix.pt_params = args;
+        b.nix.pt_initrd = want_initrd;
+        if !ids.is_empty() {
+            b.nix
+                .pt_modprobe
+                .push(format!("options vfio-pci ids={}", ids.join(",")));
+        }
+        for h in &hosts {
+            b.nix.pt_modprobe.push(format!("softdep {h} pre: vfio-pci"));
+        }
+        if want_msrs {
+            b.nix.pt_modprobe.push("options kvm ignore_msrs=1".into());
+        }
+        if !off.is_empty() {
+            b.plan.notes.push(format!(
+                "remove {} from boot.kernelParams in configuration.nix",
+                off.join(" ")
+            ));
+        }
+        if !b.nix.pt_params.is_empty() || b.nix.pt_initrd || !b.nix.pt_modprobe.is_empty() {
+            b.plan.reboot = true;
+        }
+        return Ok(());
+    }
+
+    let mut changed = false;
+    if !args.is_empty() || !off.is_empty() {
+        changed |= kernel_args(b, root, s, &args, iommu_off, &off, "passthrough.iommu");
+    }
+    let mut modprobe = false;
+    if !ids.is_empty() {
+        modprobe |= b.try_edit(VFIO_CONF, "passthrough.binding", |t| {
+            edit::vfio_ids(t, &ids)
+        });
+    }
+    for h in &hosts {
+        modprobe |= b.try_edit(VFIO_CONF, "passthrough.binding", |t| {
+            edit::ensure_line(t, &format!("softdep {h} pre: vfio-pci"))
+        });
+    }
+    if want_msrs {
+        modprobe |= b.try_edit(KVM_CONF, "passthrough.kvm-msrs", |t| {
+            edit::ensure_line(t, "options kvm ignore_msrs=1")
+        });
+    }
+    let mods: Vec<String> = VFIO_MODULES.iter().map(|m| m.to_string()).collect();
+    let mut initrd_changed = modprobe;
+    if want_initrd {
+        initrd_changed |= match initrd {
+            Initramfs::InitramfsTools => {
+                let mut c = false;
+                for m in ["vfio", "vfio_iommu_type1", "vfio_pci"] {
+                    c |= b.try_edit("etc/initramfs-tools/modules", "passthrough.binding", |t| {
+                        edit::ensure_line(t, m)
+                    });
+                }
+                c
+            }
+            Initramfs::Mkinitcpio => {
+                b.try_edit("etc/mkinitcpio.conf", "passthrough.binding", |t| {
+                    edit::mkinitcpio_modules(t, &mods)
+                })
+            }
+            Initramfs::Dracut => b.try_edit(DRACUT_VFIO_FILE, "passthrough.binding", |t| {
+                edit::ensure_line(t, "force_drivers+=\" vfio vfio_iommu_type1 vfio_pci \"")
+            }),
+            Initramfs::None => {
+                b.plan.notes.push(
+                    "no initramfs generator recognised: make sure vfio, vfio_iommu_type1 and vfio_pci load before the GPU's host driver".into(),
+                );
+                false
+            }
+        };
+    }
+    if initrd_changed {
+        let cmd = match initrd {
+            Initramfs::InitramfsTools => Some(argv(&["update-initramfs", "-u"])),
+            Initramfs::Dracut => Some(argv(&["dracut", "-f"])),
+            Initramfs::Mkinitcpio => Some(argv(&["mkinitcpio", "-P"])),
+            Initramfs::None => None,
+        };
+        if let Some(c) = cmd {
+            b.command(
+                c,
+                "rebuild the initramfs so early-loaded modules see the change",
+            );
+        }
+    }
+    if changed || initrd_changed {
+        b.plan.reboot = true;
+        b.plan.follow_ups.push(format!(
+            "after the reboot: `gvtg doctor --passthrough {}` (vfio-pci should hold every function)",
+            s.passthrough.join(",")
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_switches_are_recognised() {
+        assert!(iommu_off("iommu=off"));
+        assert!(iommu_off("intel_iommu=off"));
+        assert!(!iommu_off("iommu=pt"));
+        assert!(!iommu_off("pcie_acs_override=downstream"));
+    }
+}
