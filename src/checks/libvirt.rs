@@ -28,17 +28,7 @@ pub(super) const CHECKS: &[Check] = &[
     },
 ];
 
-/// libvirt's current default `cgroup_device_acl` (qemu.conf.in).
-pub const DEFAULT_ACL: &[&str] = &[
-    "/dev/null",
-    "/dev/full",
-    "/dev/zero",
-    "/dev/random",
-    "/dev/urandom",
-    "/dev/ptmx",
-    "/dev/kvm",
-    "/dev/userfaultfd",
-];
+pub use super::support::DEFAULT_ACL;
 /// Entries without which QEMU does not start (KVM, its terminal and RNG); the rest degrade.
 const ESSENTIAL_ACL: &[&str] = &["/dev/null", "/dev/kvm", "/dev/ptmx", "/dev/urandom"];
 

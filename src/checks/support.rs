@@ -6,6 +6,19 @@ use crate::host::root::NodeInfo;
 use crate::host::snapshot::Snapshot;
 use crate::parse;
 
+/// libvirt's current default `cgroup_device_acl` (src/qemu/qemu.conf.in); setting the key
+/// replaces this list, so checks and fixes compare against it.
+pub const DEFAULT_ACL: &[&str] = &[
+    "/dev/null",
+    "/dev/full",
+    "/dev/zero",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/ptmx",
+    "/dev/kvm",
+    "/dev/userfaultfd",
+];
+
 /// Levenshtein distance, for "did you mean" hints.
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();

@@ -294,17 +294,7 @@ struct JsonSummary {
 }
 
 fn label(s: Status, color: bool) -> String {
-    let l = format!("{:<5}", s.label());
-    if !color {
-        return l;
-    }
-    match s {
-        Status::Pass => l.green().to_string(),
-        Status::Warn => l.yellow().to_string(),
-        Status::Fail => l.red().bold().to_string(),
-        Status::Skip => l.dimmed().to_string(),
-        Status::Error => l.magenta().bold().to_string(),
-    }
+    crate::render::text::status_label(s, color)
 }
 
 /// Runs `gvtg preflight`.

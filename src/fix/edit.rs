@@ -6,17 +6,7 @@ use anyhow::{bail, Result};
 
 use crate::parse;
 
-/// libvirt's default `cgroup_device_acl` (src/qemu/qemu.conf.in), which a set list replaces.
-pub const DEFAULT_ACL: &[&str] = &[
-    "/dev/null",
-    "/dev/full",
-    "/dev/zero",
-    "/dev/random",
-    "/dev/urandom",
-    "/dev/ptmx",
-    "/dev/kvm",
-    "/dev/userfaultfd",
-];
+pub use crate::checks::support::DEFAULT_ACL;
 
 /// Splits text into lines keeping their terminators, so joining them gives the text back.
 fn lines_keep(text: &str) -> Vec<&str> {

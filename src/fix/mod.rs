@@ -304,6 +304,22 @@ impl Builder<'_> {
         }
     }
 
+    /// Queues the distribution's initramfs rebuild (nothing for `Initramfs::None`).
+    fn rebuild_initramfs(&mut self, initrd: Initramfs) {
+        let cmd = match initrd {
+            Initramfs::InitramfsTools => Some(argv(&["update-initramfs", "-u"])),
+            Initramfs::Dracut => Some(argv(&["dracut", "-f"])),
+            Initramfs::Mkinitcpio => Some(argv(&["mkinitcpio", "-P"])),
+            Initramfs::None => None,
+        };
+        if let Some(c) = cmd {
+            self.command(
+                c,
+                "rebuild the initramfs so early-loaded modules see the change",
+            );
+        }
+    }
+
     fn command(&mut self, argv: Vec<String>, reason: &str) {
         self.push_command(argv, reason, false);
     }
@@ -572,18 +588,7 @@ fn plan_gvt(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()> {
         b.plan.reboot = true;
     }
     if initrd_changed {
-        let cmd = match initrd {
-            Initramfs::InitramfsTools => Some(argv(&["update-initramfs", "-u"])),
-            Initramfs::Dracut => Some(argv(&["dracut", "-f"])),
-            Initramfs::Mkinitcpio => Some(argv(&["mkinitcpio", "-P"])),
-            Initramfs::None => None,
-        };
-        if let Some(c) = cmd {
-            b.command(
-                c,
-                "rebuild the initramfs so early-loaded modules see the change",
-            );
-        }
+        b.rebuild_initramfs(initrd);
     }
     b.plan.reboot |= boot_changed || initrd_changed;
 

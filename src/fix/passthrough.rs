@@ -9,7 +9,7 @@
 
 use anyhow::Result;
 
-use super::{argv, bad, edit, kernel_args, BootLoader, Builder, Initramfs};
+use super::{bad, edit, kernel_args, BootLoader, Builder, Initramfs};
 use crate::checks::{self, Selection, Status};
 use crate::host::{HostRoot, Snapshot};
 
@@ -181,18 +181,7 @@ pub(super) fn plan(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()>
         };
     }
     if initrd_changed {
-        let cmd = match initrd {
-            Initramfs::InitramfsTools => Some(argv(&["update-initramfs", "-u"])),
-            Initramfs::Dracut => Some(argv(&["dracut", "-f"])),
-            Initramfs::Mkinitcpio => Some(argv(&["mkinitcpio", "-P"])),
-            Initramfs::None => None,
-        };
-        if let Some(c) = cmd {
-            b.command(
-                c,
-                "rebuild the initramfs so early-loaded modules see the change",
-            );
-        }
+        b.rebuild_initramfs(initrd);
     }
     if changed || initrd_changed {
         b.plan.reboot = true;

@@ -8,7 +8,8 @@ use owo_colors::OwoColorize;
 use super::Report;
 use crate::checks::Status;
 
-fn status_label(s: Status, color: bool) -> String {
+/// The padded verdict label, coloured when `color` is set.
+pub fn status_label(s: Status, color: bool) -> String {
     let l = format!("{:<5}", s.label());
     if !color {
         return l;
