@@ -1057,15 +1057,7 @@ fn check_vfio_node(dom: &Domain, s: &Snapshot, qu: &QemuUser) -> Outcome {
                     .ids
                     .as_ref()
                     .map(|(uid, gs)| support::can_rw(n, *uid, gs));
-                o.push(
-                    path.clone(),
-                    format!(
-                        "{:04o} {}:{}",
-                        n.mode,
-                        support::user_name(s, n.uid),
-                        support::group_name(s, n.gid)
-                    ),
-                );
+                o.push(path.clone(), support::describe_node(s, n));
                 if usable == Some(true) {
                     notes.push(format!("{path} usable by {}", qu.name));
                 } else if qu.dynamic {

@@ -316,12 +316,7 @@ fn check_vfio_permissions(s: &Snapshot, _: &Prior) -> Outcome {
                 o.push(path, "does not exist");
             }
             Some(n) => {
-                let desc = format!(
-                    "{:04o} {}:{} ({what})",
-                    n.mode,
-                    support::user_name(s, n.uid),
-                    support::group_name(s, n.gid)
-                );
+                let desc = format!("{} ({what})", support::describe_node(s, n));
                 let usable = ids.as_ref().map(|(u, gs)| support::can_rw(n, *u, gs));
                 if usable == Some(false) && !(s.libvirt_present && dynamic) {
                     bad.push(format!("{path} not usable by {}", id.user));

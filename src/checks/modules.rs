@@ -249,12 +249,7 @@ fn check_kvm_device(s: &Snapshot, _: &Prior) -> Outcome {
             ))
         }
     };
-    let desc = format!(
-        "/dev/kvm {:04o} {}:{}",
-        node.mode,
-        support::user_name(s, node.uid),
-        support::group_name(s, node.gid)
-    );
+    let desc = format!("/dev/kvm {}", support::describe_node(s, &node));
     if node.kind != crate::host::sidefile::NodeKind::Char {
         return Outcome::fail(format!(
             "/dev/kvm is not a character device ({:?})",

@@ -1146,15 +1146,7 @@ fn check_vfio_nodes(s: &Snapshot, _: &Prior) -> Outcome {
             }
             Some(n) => {
                 let usable = ids.as_ref().map(|(u, gs)| support::can_rw(n, *u, gs));
-                o.push(
-                    path.clone(),
-                    format!(
-                        "{:04o} {}:{}",
-                        n.mode,
-                        support::user_name(s, n.uid),
-                        support::group_name(s, n.gid)
-                    ),
-                );
+                o.push(path.clone(), support::describe_node(s, n));
                 if usable == Some(false) && !(s.libvirt_present && dynamic) {
                     bad.push(format!("{path} not usable by {}", id.user));
                 } else {

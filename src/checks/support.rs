@@ -342,6 +342,16 @@ pub fn user_name(s: &Snapshot, uid: u32) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
+/// A node's mode and owner as `ls -l` would show them: `0660 root:kvm`.
+pub fn describe_node(s: &Snapshot, n: &NodeInfo) -> String {
+    format!(
+        "{:04o} {}:{}",
+        n.mode,
+        user_name(s, n.uid),
+        group_name(s, n.gid)
+    )
+}
+
 /// Whether GVT-g settings can apply at all: an Intel display device exists on the root bus.
 /// (When the PCI bus is unreadable we cannot tell, and judge the configuration anyway.)
 pub fn has_intel_igd(s: &Snapshot) -> bool {
