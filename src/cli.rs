@@ -46,6 +46,9 @@ pub enum Command {
     /// Will this libvirt domain start? Judge its vGPU, display, qemu:commandline and PCI
     /// hostdevs against the host (exit 0 only when it can start).
     Preflight(crate::cmd::preflight::PreflightArgs),
+    /// Whole-GPU VFIO passthrough now: bind a device and its IOMMU group to vfio-pci, or give
+    /// it back to its host driver.
+    Passthrough(crate::cmd::passthrough::PassthroughArgs),
     /// Explain a check: what it reads, why it matters, how to fix it.
     Explain(ExplainArgs),
     /// Print a kernel module's .modinfo fields, found the way modprobe finds it.

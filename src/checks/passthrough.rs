@@ -170,6 +170,11 @@ pub fn describe(d: &PciDevice) -> String {
 /// Resolves `--passthrough` arguments (`0000:01:00.0`, `01:00.0` or `10de:1b80`) to full
 /// addresses; the error names the candidates.
 pub fn resolve(s: &Snapshot, specs: &[String]) -> Result<Vec<String>, String> {
+    resolve_in(all_pci(s), specs)
+}
+
+/// [`resolve`] over a plain list of PCI functions (what `gvtg passthrough bind` reads).
+pub fn resolve_in(pci: &[PciDevice], specs: &[String]) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
     for spec in specs {
         let spec = spec.trim().to_ascii_lowercase();
@@ -178,20 +183,24 @@ pub fn resolve(s: &Snapshot, specs: &[String]) -> Result<Vec<String>, String> {
         } else {
             spec.clone()
         };
-        let mut found: Vec<String> = all_pci(s)
+        let mut found: Vec<String> = pci
             .iter()
             .filter(|d| d.address == full)
             .map(|d| d.address.clone())
             .collect();
         if found.is_empty() && !spec.contains('.') {
-            found = all_pci(s)
+            found = pci
                 .iter()
                 .filter(|d| d.id() == spec)
                 .map(|d| d.address.clone())
                 .collect();
         }
         if found.is_empty() {
-            let c: Vec<String> = candidates(s).iter().map(|d| describe(d)).collect();
+            let c: Vec<String> = pci
+                .iter()
+                .filter(|d| d.is_display())
+                .map(describe)
+                .collect();
             return Err(format!(
                 "no PCI function '{spec}' on this host (give an address like 0000:01:00.0 or 01:00.0, or a vendor:device id like 10de:1b80); candidates: {}",
                 if c.is_empty() {
@@ -695,6 +704,14 @@ fn check_binding(s: &Snapshot, _: &Prior) -> Outcome {
                 )
             ),
         );
+        if let Some(ov) = &m.driver_override {
+            o.push(
+                format!("/sys/bus/pci/devices/{}/driver_override", m.address),
+                format!(
+                    "{ov}: set at run time (driverctl, `gvtg passthrough bind` or by hand); it binds early enough only when made persistent, as driverctl does from /etc/driverctl.d"
+                ),
+            );
+        }
         // A function no driver wants (no driver now, none known for it) needs no id.
         if src.is_none() && (m.driver.is_some() || !host_drivers(m).is_empty()) {
             missing.push(m);
@@ -775,10 +792,15 @@ fn check_binding(s: &Snapshot, _: &Prior) -> Outcome {
                 .collect::<Vec<_>>()
                 .join(", "),
             if missing.len() == 1 { "it" } else { "them" },
-            if unbound.is_empty() {
-                " (bound now, by hand, a script or driverctl's driver_override, which gvtg does not read)"
-            } else {
+            if !unbound.is_empty() {
                 ""
+            } else if missing
+                .iter()
+                .all(|m| m.driver_override.as_deref() == Some("vfio-pci"))
+            {
+                " (bound now through driver_override=vfio-pci, which lasts until reboot unless driverctl keeps it in /etc/driverctl.d)"
+            } else {
+                " (bound now, by hand, a script or driverctl's driver_override)"
             }
         );
         o.remedy = Some(conf_fix);

@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod explain;
 pub mod fix;
 pub mod modinfo;
+pub mod passthrough;
 pub mod preflight;
 pub mod report;
 pub mod vgpu;
@@ -63,6 +64,7 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Fix(a) => fix::run(a, &make_ctx()?, out),
         Command::Vgpu(a) => vgpu::run(a, &make_ctx()?, out),
         Command::Preflight(a) => preflight::run(a, &make_ctx()?, out),
+        Command::Passthrough(a) => passthrough::run(a, &make_ctx()?, out),
         Command::Explain(a) => explain::run(a, out),
         Command::Modinfo(a) => modinfo::run(a, &make_ctx()?, out),
         Command::Completions(a) => {

@@ -349,6 +349,15 @@ pub fn holders(root: &HostRoot, dev: &MdevDevice) -> Result<Vec<Holder>, String>
                 .map(|c| HostRoot::display(&format!("dev/vfio/devices/{c}"))),
         );
     }
+    node_holders(root, &nodes)
+}
+
+/// Which processes hold any of `nodes` (`/dev/vfio/12`, as the host sees them) open: `Err(reason)`
+/// when that cannot be known.
+pub fn node_holders(root: &HostRoot, nodes: &[String]) -> Result<Vec<Holder>, String> {
+    if root.is_live() && root.euid() != 0 {
+        return Err("unknown (needs root)".into());
+    }
     if nodes.is_empty() {
         return Ok(Vec::new());
     }

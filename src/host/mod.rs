@@ -3,6 +3,7 @@
 //!
 //! Rule of the crate: `host/` reads, `parse/` understands, `checks/` judges, `render/` prints.
 
+pub mod pci_bind;
 pub mod probe;
 pub mod root;
 pub mod sidefile;

@@ -40,6 +40,10 @@ pub struct PciDevice {
     /// `reset_method` (Linux 5.15+): the reset methods the kernel will use, in order (`flr bus`);
     /// `None` when the file does not exist (older kernel), `Some("")` when the device has none.
     pub reset_method: Option<String>,
+    /// `driver_override` (Linux 3.16+): the only driver allowed to bind the function, as set by
+    /// driverctl or `gvtg passthrough bind`; `None` when unset (the kernel shows `(null)`) or the
+    /// file does not exist.
+    pub driver_override: Option<String>,
 }
 
 impl PciDevice {
@@ -523,7 +527,8 @@ fn hex_attr<T: TryFrom<u64>>(root: &HostRoot, rel: &str) -> Option<T> {
     T::try_from(v).ok()
 }
 
-fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
+/// Every PCI function under `/sys/bus/pci/devices`.
+pub fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
     root.read_dir("sys/bus/pci/devices").map(|names| {
         names
             .into_iter()
@@ -555,6 +560,10 @@ fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
                         .and_then(|v| v.parse().ok()),
                     subsystem: sv.zip(sd),
                     reset_method: root.read_attr(&format!("{base}/reset_method")).into_ok(),
+                    driver_override: root
+                        .read_attr(&format!("{base}/driver_override"))
+                        .into_ok()
+                        .filter(|v| !v.is_empty() && v != "(null)"),
                     address: addr,
                     vendor,
                     device,
@@ -854,7 +863,8 @@ fn read_initramfs_modules(root: &HostRoot) -> Vec<(String, Vec<String>)> {
     out
 }
 
-fn read_iommu_groups(root: &HostRoot) -> Probe<Vec<IommuGroup>> {
+/// Every IOMMU group under `/sys/kernel/iommu_groups`, by number.
+pub fn read_iommu_groups(root: &HostRoot) -> Probe<Vec<IommuGroup>> {
     root.read_dir("sys/kernel/iommu_groups").map(|names| {
         let mut groups: Vec<IommuGroup> = names
             .into_iter()

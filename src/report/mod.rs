@@ -72,6 +72,7 @@ const PCI_ATTRS: &[&str] = &[
     "subsystem_device",
     "sriov_totalvfs",
     "reset_method",
+    "driver_override",
 ];
 
 impl<'a> Collector<'a> {
