@@ -359,11 +359,14 @@ pub fn plan(
             });
             continue;
         };
-        if d.is_pci_bridge() || d.class >> 16 == 0x06 && *role != Role::Named {
+        // PCI-to-PCI bridges (pcieport) stay: VFIO accepts them in a viable group, and vfio-pci
+        // does not take a bridge header anyway. Other bridge classes (ISA/LPC, host) are
+        // ordinary endpoints to the kernel and must be released like any other member.
+        if d.is_pci_bridge() {
             p.skipped.push(Skipped {
                 address: addr.clone(),
                 reason: format!(
-                    "{}: a bridge stays with the host (VFIO does not need it released)",
+                    "{}: a PCI bridge stays with the host (VFIO does not need it released)",
                     describe(d)
                 ),
             });

@@ -10,6 +10,9 @@
 #   GVTG_BOOT_TIMEOUT         hard limit in seconds (default: 180)
 #   GVTG_QEMU_CPU             QEMU -cpu model (default: Skylake-Client-v1)
 #   GVTG_KERNEL_APPEND        extra kernel command-line words
+#   GVTG_QEMU_IOMMU           on (default: -device intel-iommu, intel_iommu=on), off (no
+#                             IOMMU device, intel_iommu=off), or the -device argument to use
+#                             instead (intel-iommu,snoop-control=on; intel_iommu=on)
 # Exit status: QEMU's (0 after the guest powers off), 124 on timeout.
 set -euo pipefail
 
@@ -34,7 +37,13 @@ log=${GVTG_BOOT_LOG:-${initrd%.gz}}
 log=${GVTG_BOOT_LOG:-${log%.cpio}.log}
 limit=${GVTG_BOOT_TIMEOUT:-180}
 cpu=${GVTG_QEMU_CPU:-Skylake-Client-v1}
-append="console=ttyS0 intel_iommu=on i915.enable_gvt=1 panic=-1 quiet loglevel=4${GVTG_KERNEL_APPEND:+ $GVTG_KERNEL_APPEND}"
+iommu=${GVTG_QEMU_IOMMU:-on}
+case "$iommu" in
+    on) iommu_args=(-device intel-iommu) iommu_param=intel_iommu=on ;;
+    off) iommu_args=() iommu_param=intel_iommu=off ;;
+    *) iommu_args=(-device "$iommu") iommu_param=intel_iommu=on ;;
+esac
+append="console=ttyS0 $iommu_param i915.enable_gvt=1 panic=-1 quiet loglevel=4${GVTG_KERNEL_APPEND:+ $GVTG_KERNEL_APPEND}"
 
 start=$(date +%s)
 set +e
@@ -43,7 +52,7 @@ set +e
 "$timeout_prog" -k 10 "$limit" "$qemu" \
     -accel tcg \
     -machine q35 \
-    -device intel-iommu \
+    "${iommu_args[@]}" \
     -cpu "$cpu" \
     -m 1024 \
     -smp 1 \

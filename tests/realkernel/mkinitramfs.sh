@@ -10,6 +10,8 @@
 # Optional environment (all unset for the doctor test):
 #   GVTG_RK_MODULES    modules to load instead of the default list (their
 #                      dependencies come from modprobe --show-depends)
+#   GVTG_RK_SHIP       modules copied with their dependencies but not loaded
+#                      (for modprobe inside the guest: busybox's reads modules.dep)
 #   GVTG_RK_EXTRA_KO   space-separated out-of-tree .ko files, insmod'ed after
 #                      the modules, in the order given (kmod does not know them)
 #   GVTG_RK_TESTS      a shell fragment that /init sources instead of running
@@ -113,6 +115,16 @@ for m in $modules; do
         [ -f "$path" ] || rk_missing "module file $path is missing"
         copy_same_path "$path"
         printf '%s\n' "$path" >>"$stage/etc/gvtg-test/modules.list"
+    done <<<"$deps"
+done
+# Shipped only: the files, and no modules.list line; a later modprobe loads them.
+for m in ${GVTG_RK_SHIP:-}; do
+    deps=$("$modprobe" --show-depends -S "$rel" "$m" 2>&1) ||
+        rk_missing "modprobe --show-depends -S $rel $m failed: $deps"
+    while read -r verb path _rest; do
+        [ "$verb" = insmod ] || continue
+        [ -f "$path" ] || rk_missing "module file $path is missing"
+        [ -f "$stage$path" ] || copy_same_path "$path"
     done <<<"$deps"
 done
 for ko in ${GVTG_RK_EXTRA_KO:-}; do
