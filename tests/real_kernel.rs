@@ -13,11 +13,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use serde_json::Value;
+
+#[path = "realkernel/shared.rs"]
+mod rk;
+
+use rk::{find_prog, section, section_rc, tail};
 
 const PACKAGES: &str = "linux-image-amd64 qemu-system-x86 busybox-static kmod cpio";
 
@@ -48,56 +53,6 @@ fn missing(what: &str) -> ! {
          It needs these Debian packages: {PACKAGES}\n    \
          apt-get install -y {PACKAGES}"
     )
-}
-
-fn script_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/realkernel")
-}
-
-/// A program on PATH or in the sbin directories that a non-root PATH often lacks.
-fn find_prog(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(
-            [
-                "/usr/local/sbin",
-                "/usr/local/bin",
-                "/usr/sbin",
-                "/usr/bin",
-                "/sbin",
-                "/bin",
-            ]
-            .map(PathBuf::from),
-        )
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// `$GVTG_TEST_KERNEL_RELEASE`, else the first `/lib/modules/REL` (by name) that has
-/// `modules.dep` and a `/boot/vmlinuz-REL`.
-fn kernel_release() -> String {
-    if let Some(r) = std::env::var("GVTG_TEST_KERNEL_RELEASE")
-        .ok()
-        .filter(|r| !r.is_empty())
-    {
-        return r;
-    }
-    let mut rels: Vec<String> = std::fs::read_dir("/lib/modules")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    rels.sort();
-    rels.into_iter()
-        .find(|r| {
-            Path::new(&format!("/lib/modules/{r}/modules.dep")).is_file()
-                && Path::new(&format!("/boot/vmlinuz-{r}")).is_file()
-        })
-        .unwrap_or_else(|| {
-            missing("no kernel: no /lib/modules/REL with modules.dep and a /boot/vmlinuz-REL")
-        })
 }
 
 fn preflight(rel: &str) {
@@ -131,27 +86,6 @@ fn preflight(rel: &str) {
             missing(&format!("{p} not found (kernel release {rel})"));
         }
     }
-}
-
-/// The text between `=====GVTG-{name}-BEGIN=====` and `=====GVTG-{name}-END=====`.
-fn section<'a>(log: &'a str, name: &str) -> Option<&'a str> {
-    let begin = format!("=====GVTG-{name}-BEGIN=====\n");
-    let end = format!("=====GVTG-{name}-END=====");
-    let start = log.find(&begin)? + begin.len();
-    let len = log[start..].find(&end)?;
-    Some(log[start..start + len].trim())
-}
-
-/// The exit code printed as `=====GVTG-{name}-RC=N=====`.
-fn section_rc(log: &str, name: &str) -> Option<i64> {
-    let tag = format!("=====GVTG-{name}-RC=");
-    let start = log.find(&tag)? + tag.len();
-    log[start..].split("=====").next()?.trim().parse().ok()
-}
-
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Collects every disagreement, each with the JSON of the check it is about.
@@ -232,55 +166,22 @@ fn modinfo_fields(text: &str) -> BTreeMap<String, Vec<String>> {
 #[test]
 fn doctor_on_a_real_kernel_under_qemu() {
     let t0 = Instant::now();
-    let rel = kernel_release();
+    let rel = rk::kernel_release(missing);
     preflight(&rel);
-    let gvtg = env!("CARGO_BIN_EXE_gvtg");
 
-    let tmp = tempfile::Builder::new()
-        .prefix("gvtg-realkernel.")
-        .tempdir()
-        .expect("temp dir");
-    let dir: PathBuf = if std::env::var_os("GVTG_TEST_KEEP").is_some() {
-        let p = tmp.keep();
-        println!("keeping {}", p.display());
-        p
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let (_keep, dir) = rk::work_dir("gvtg-realkernel.");
     let initrd = dir.join("initramfs.cpio.gz");
     let log_path = dir.join("console.log");
-
-    let mk = Command::new("bash")
-        .arg(script_dir().join("mkinitramfs.sh"))
-        .arg(&initrd)
-        .arg(gvtg)
-        .arg(&rel)
-        .env("TMPDIR", &dir)
-        .output()
-        .expect("running tests/realkernel/mkinitramfs.sh");
-    assert!(
-        mk.status.success(),
-        "mkinitramfs.sh failed ({}):\n{}{}",
-        mk.status,
-        String::from_utf8_lossy(&mk.stdout),
-        String::from_utf8_lossy(&mk.stderr)
-    );
+    rk::mkinitramfs(&initrd, &rel, &[]);
     let t_built = t0.elapsed();
 
-    let boot = Command::new("bash")
-        .arg(script_dir().join("boot.sh"))
-        .arg(&initrd)
-        .env("GVTG_TEST_KERNEL_RELEASE", &rel)
-        .env("GVTG_BOOT_LOG", &log_path)
-        .env("GVTG_BOOT_TIMEOUT", BOOT_TIMEOUT_S.to_string())
-        .env_remove("GVTG_QEMU_CPU")
-        .env_remove("GVTG_KERNEL_APPEND")
-        .output()
-        .expect("running tests/realkernel/boot.sh");
-    let raw = std::fs::read(&log_path).unwrap_or_default();
-    let log = String::from_utf8_lossy(&raw)
-        .replace("\r\n", "\n")
-        .replace('\r', "\n");
+    let (boot, log) = rk::boot(
+        &initrd,
+        &rel,
+        &log_path,
+        &[("GVTG_BOOT_TIMEOUT", BOOT_TIMEOUT_S.to_string())],
+        &[],
+    );
     // Shown by the test harness only when the test fails (or with --nocapture).
     println!(
         "----- console log ({}) -----\n{log}\n----- end of console log -----",

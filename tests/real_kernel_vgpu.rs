@@ -9,11 +9,16 @@
 //! linux-headers-amd64 linux-source-6.1 make, and fails (never skips) without them.
 //! GVTG_TEST_KEEP=1 keeps the temp dir (initramfs, console log).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use serde_json::Value;
+
+#[path = "realkernel/shared.rs"]
+mod rk;
+
+use rk::{script_dir, tail};
 
 const PACKAGES: &str =
     "linux-image-amd64 qemu-system-x86 busybox-static kmod cpio linux-headers-amd64 linux-source-6.1 make";
@@ -26,35 +31,6 @@ fn missing(what: &str) -> ! {
          It needs these Debian packages: {PACKAGES}\n    \
          apt-get install -y {PACKAGES}"
     )
-}
-
-fn script_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/realkernel")
-}
-
-fn kernel_release() -> String {
-    if let Some(r) = std::env::var("GVTG_TEST_KERNEL_RELEASE")
-        .ok()
-        .filter(|r| !r.is_empty())
-    {
-        return r;
-    }
-    let mut rels: Vec<String> = std::fs::read_dir("/lib/modules")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    rels.sort();
-    rels.into_iter()
-        .find(|r| {
-            Path::new(&format!("/lib/modules/{r}/modules.dep")).is_file()
-                && Path::new(&format!("/boot/vmlinuz-{r}")).is_file()
-        })
-        .unwrap_or_else(|| {
-            missing("no kernel: no /lib/modules/REL with modules.dep and a /boot/vmlinuz-REL")
-        })
 }
 
 fn preflight(rel: &str) {
@@ -92,36 +68,22 @@ fn preflight(rel: &str) {
 }
 
 fn section<'a>(log: &'a str, name: &str) -> &'a str {
-    let begin = format!("=====GVTG-{name}-BEGIN=====\n");
-    let end = format!("=====GVTG-{name}-END=====");
-    let Some(start) = log.find(&begin).map(|s| s + begin.len()) else {
-        return "";
-    };
-    let len = log[start..].find(&end).unwrap_or(0);
-    log[start..start + len].trim()
+    rk::section(log, name).unwrap_or("")
 }
 
 fn rc(log: &str, name: &str) -> Option<i64> {
-    let tag = format!("=====GVTG-{name}-RC=");
-    let start = log.find(&tag)? + tag.len();
-    log[start..].split("=====").next()?.trim().parse().ok()
+    rk::section_rc(log, name)
 }
 
 fn stderr<'a>(log: &'a str, name: &str) -> &'a str {
     section(log, &format!("{name}-STDERR"))
 }
 
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 #[test]
 fn vgpu_on_sample_mdev_drivers_under_qemu() {
     let t0 = Instant::now();
-    let rel = kernel_release();
+    let rel = rk::kernel_release(missing);
     preflight(&rel);
-    let gvtg = env!("CARGO_BIN_EXE_gvtg");
 
     // The build is cached per kernel release: extracting and compiling takes ~20 s.
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -141,54 +103,33 @@ fn vgpu_on_sample_mdev_drivers_under_qemu() {
     );
     let t_samples = t0.elapsed();
 
-    let tmp = tempfile::Builder::new()
-        .prefix("gvtg-realkernel-vgpu.")
-        .tempdir()
-        .unwrap();
-    let dir: PathBuf = if std::env::var_os("GVTG_TEST_KEEP").is_some() {
-        let p = tmp.keep();
-        println!("keeping {}", p.display());
-        p
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let (_keep, dir) = rk::work_dir("gvtg-realkernel-vgpu.");
     let initrd = dir.join("initramfs.cpio.gz");
     let log_path = dir.join("console.log");
     let ko: Vec<String> = ["mtty", "mdpy", "mbochs"]
         .iter()
         .map(|m| cache.join(format!("{m}.ko")).display().to_string())
         .collect();
-    let mk = Command::new("bash")
-        .arg(script_dir().join("mkinitramfs.sh"))
-        .arg(&initrd)
-        .arg(gvtg)
-        .arg(&rel)
-        .env("TMPDIR", &dir)
-        .env("GVTG_RK_MODULES", "vfio vfio_iommu_type1 mdev")
-        .env("GVTG_RK_EXTRA_KO", ko.join(" "))
-        .env("GVTG_RK_TESTS", script_dir().join("vgpu-tests.sh"))
-        .output()
-        .expect("running mkinitramfs.sh");
-    assert!(
-        mk.status.success(),
-        "mkinitramfs.sh failed:\n{}",
-        String::from_utf8_lossy(&mk.stderr)
+    rk::mkinitramfs(
+        &initrd,
+        &rel,
+        &[
+            ("GVTG_RK_MODULES", "vfio vfio_iommu_type1 mdev".into()),
+            ("GVTG_RK_EXTRA_KO", ko.join(" ")),
+            (
+                "GVTG_RK_TESTS",
+                script_dir().join("vgpu-tests.sh").display().to_string(),
+            ),
+        ],
     );
     let t_built = t0.elapsed();
-    let boot = Command::new("bash")
-        .arg(script_dir().join("boot.sh"))
-        .arg(&initrd)
-        .env("GVTG_TEST_KERNEL_RELEASE", &rel)
-        .env("GVTG_BOOT_LOG", &log_path)
-        .env("GVTG_BOOT_TIMEOUT", "150")
-        .env_remove("GVTG_QEMU_CPU")
-        .env_remove("GVTG_KERNEL_APPEND")
-        .output()
-        .expect("running boot.sh");
-    let raw = std::fs::read(&log_path).unwrap_or_default();
-    let log = String::from_utf8_lossy(&raw)
-        .replace("\r\n", "\n")
-        .replace('\r', "\n");
+    let (boot, log) = rk::boot(
+        &initrd,
+        &rel,
+        &log_path,
+        &[("GVTG_BOOT_TIMEOUT", "150".into())],
+        &[],
+    );
     println!("----- console log -----\n{log}\n----- end of console log -----");
     println!(
         "samples ready in {:.1}s, initramfs in {:.1}s, boot+run {:.1}s",
