@@ -238,7 +238,7 @@ fn pci_dev<'a>(pci: &'a [PciDevice], addr: &str) -> Option<&'a PciDevice> {
     pci.iter().find(|d| d.address == addr)
 }
 
-fn group_of<'a>(groups: &'a [IommuGroup], g: u32) -> Option<&'a IommuGroup> {
+fn group_of(groups: &[IommuGroup], g: u32) -> Option<&IommuGroup> {
     groups.iter().find(|x| x.number == g)
 }
 
