@@ -1464,12 +1464,59 @@ mod tests {
         );
         let o = check_binding(&s, &NONE);
         assert_eq!(o.status, Status::Pass, "{}", o.summary);
-        // Bound now but in no ids: only a warning (driver_override/driverctl is invisible here).
+        // Bound now but in no ids: only a warning.
         let s = with(
             snapshot_with(|t| nvidia(t, "vfio-pci", "vfio-pci")),
             &["0000:01:00.0"],
         );
-        assert_eq!(check_binding(&s, &NONE).status, Status::Warn);
+        let o = check_binding(&s, &NONE);
+        assert_eq!(o.status, Status::Warn);
+        assert!(
+            o.summary
+                .ends_with("(bound now, by hand, a script or driverctl's driver_override)"),
+            "{}",
+            o.summary
+        );
+        // A driver_override (driverctl, `gvtg passthrough bind`) is shown and called temporary;
+        // the kernel's "(null)" is no override.
+        let s = with(
+            snapshot_with(|t| {
+                nvidia(t, "vfio-pci", "vfio-pci");
+                t.file(
+                    "sys/bus/pci/devices/0000:01:00.0/driver_override",
+                    "vfio-pci\n",
+                );
+                t.file(
+                    "sys/bus/pci/devices/0000:01:00.1/driver_override",
+                    "vfio-pci\n",
+                );
+                t.file(
+                    "sys/bus/pci/devices/0000:00:01.0/driver_override",
+                    "(null)\n",
+                );
+            }),
+            &["0000:01:00.0"],
+        );
+        assert_eq!(
+            s.pci
+                .ok()
+                .unwrap()
+                .iter()
+                .find(|d| d.address == "0000:00:01.0")
+                .unwrap()
+                .driver_override,
+            None
+        );
+        let o = check_binding(&s, &NONE);
+        assert_eq!(o.status, Status::Warn);
+        assert!(o.summary.contains("bound now through driver_override=vfio-pci, which lasts until reboot unless driverctl keeps it in /etc/driverctl.d"), "{}", o.summary);
+        assert!(
+            o.evidence.iter().any(|e| e.path
+                == "/sys/bus/pci/devices/0000:01:00.1/driver_override"
+                && e.excerpt.contains("/etc/driverctl.d")),
+            "{:?}",
+            o.evidence
+        );
     }
 
     #[test]
