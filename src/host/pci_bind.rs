@@ -465,6 +465,9 @@ pub fn plan(
             if opts.device_only {
                 device_only_notes(&pci, &groups, &mut p);
             }
+            if !p.devices.is_empty() {
+                p.notes.push("a driver_override lasts until reboot: to bind at every boot, configure vfio-pci.ids (`gvtg fix --passthrough`) or let driverctl keep the override (/etc/driverctl.d)".into());
+            }
             if !p.devices.is_empty() && !root.exists("sys/bus/pci/drivers/vfio-pci") {
                 p.modprobe = true;
                 if !root.is_live() {
@@ -472,7 +475,20 @@ pub fn plan(
                 }
             }
         }
-        Action::Unbind => in_use(root, &mut p),
+        Action::Unbind => {
+            in_use(root, &mut p);
+            for t in &p.devices {
+                let kept = format!("etc/driverctl.d/pci-{}", t.address);
+                if root.exists(&kept) {
+                    p.notes.push(format!(
+                        "driverctl keeps an override for {} in {}: it comes back at boot (`driverctl unset-override {}` removes it)",
+                        t.address,
+                        HostRoot::display(&kept),
+                        t.address
+                    ));
+                }
+            }
+        }
     }
     for r in &mut p.refusals {
         r.overridden = r.overridable && opts.force;
@@ -925,7 +941,9 @@ pub fn execute(root: &HostRoot, p: &mut Plan) -> Outcome {
                     let ok = now.as_deref() != Some(VFIO);
                     p.devices[i].verified = Some(ok);
                     if !ok {
-                        failed = Some(format!("{addr}: still on vfio-pci after the unbind"));
+                        failed = Some(format!(
+                            "{addr}: still on vfio-pci after the unbind: vfio-pci claimed it again, most likely through vfio-pci.ids (kernel command line or /etc/modprobe.d); remove the id, or bind the host driver by hand (echo {addr} > /sys/bus/pci/drivers/DRIVER/bind)"
+                        ));
                     }
                     p.devices[i].driver_after = now;
                 }
@@ -1419,6 +1437,16 @@ mod tests {
             .skipped
             .iter()
             .any(|s| s.address == "0000:01:00.1" && s.reason.contains("not on vfio-pci")));
+        assert!(p.notes.iter().all(|n| !n.contains("driverctl")));
+        t.file("etc/driverctl.d/pci-0000:01:00.0", "vfio-pci\n");
+        let p = plan_on(&t, Action::Unbind, &["01:00.0"], Options::default());
+        assert!(
+            p.notes.iter().any(|n| n.contains(
+                "driverctl keeps an override for 0000:01:00.0 in /etc/driverctl.d/pci-0000:01:00.0"
+            )),
+            "{:?}",
+            p.notes
+        );
     }
 
     #[test]
