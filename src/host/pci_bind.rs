@@ -657,26 +657,37 @@ fn host_needs(root: &HostRoot, pci: &[PciDevice], p: &mut Plan) {
     }
 }
 
-/// What uses the boot VGA: its own driver (fbcon on its DRM framebuffer, a display server),
-/// a firmware framebuffer in /proc/fb, a bound framebuffer console.
+/// What uses the boot VGA: its own driver (fbcon on its DRM framebuffer, a display server), a
+/// firmware framebuffer (efifb "EFI VGA", vesafb "VESA VGA", simplefb/simpledrm) or its driver's
+/// DRM framebuffer in /proc/fb, and then a bound framebuffer console. A framebuffer of another
+/// GPU's driver does not count.
 fn console_users(root: &HostRoot, d: &PciDevice) -> Vec<String> {
     let mut v = Vec::new();
-    if let Some(x) = d
+    let drv = d
         .driver
         .as_deref()
-        .filter(|x| *x != VFIO && *x != "pci-stub")
-    {
+        .filter(|x| *x != VFIO && *x != "pci-stub");
+    if let Some(x) = drv {
         v.push(format!("driven by {x}"));
     }
     if let Some(fb) = root.read("proc/fb").into_ok() {
         let fbs: Vec<&str> = fb
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty())
+            .filter(|l| {
+                let name = l.split_once(' ').map_or("", |x| x.1);
+                ["EFI VGA", "VESA VGA", "simple", "efifb", "vesafb"]
+                    .iter()
+                    .any(|f| name.contains(f))
+                    || drv.is_some_and(|x| name.starts_with(x))
+            })
             .collect();
         if !fbs.is_empty() {
             v.push(format!("framebuffer {}", fbs.join(", ")));
         }
+    }
+    if v.is_empty() {
+        return v;
     }
     for c in root
         .read_dir("sys/class/vtconsole")
@@ -1337,6 +1348,26 @@ mod tests {
         assert_eq!(kinds(&p), ["boot-vga"]);
         assert!(p.refusals[0].message.contains("driven by nouveau"));
         assert!(p.refusals[0].message.contains("framebuffer 0 nouveaudrmfb"));
+        // Without a driver, only a firmware framebuffer makes it in use; another GPU's is not.
+        std::fs::remove_file(t.path().join("sys/bus/pci/devices/0000:01:00.0/driver")).unwrap();
+        t.file("proc/fb", "0 amdgpudrmfb\n");
+        t.file(
+            "sys/class/vtconsole/vtcon1/name",
+            "(M) frame buffer device\n",
+        );
+        t.file("sys/class/vtconsole/vtcon1/bind", "1\n");
+        let p = plan_on(&t, Action::Bind, &["01:00.0"], Options::default());
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        t.file("proc/fb", "0 EFI VGA\n");
+        let p = plan_on(&t, Action::Bind, &["01:00.0"], Options::default());
+        assert_eq!(kinds(&p), ["boot-vga"]);
+        assert!(
+            p.refusals[0]
+                .message
+                .contains("(framebuffer 0 EFI VGA; console vtcon1: (M) frame buffer device)"),
+            "{}",
+            p.refusals[0].message
+        );
         let p = plan_on(
             &t,
             Action::Bind,
