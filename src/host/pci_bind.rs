@@ -323,11 +323,15 @@ pub fn plan(
     chosen.sort_by(|a, b| a.0.cmp(&b.0));
 
     // IOMMU off: vfio-pci (without the unsafe no-IOMMU mode) has nothing to attach to.
-    if groups.is_empty() {
+    // vfio's no-IOMMU mode registers software groups named "vfio-noiommu": they isolate nothing.
+    if groups
+        .iter()
+        .all(|g| g.name.as_deref() == Some("vfio-noiommu"))
+    {
         p.refusals.push(Refusal {
             kind: "iommu-off",
             address: None,
-            message: "the IOMMU is off: /sys/kernel/iommu_groups is empty, so no device is in an IOMMU group and vfio-pci cannot give one to a VM".into(),
+            message: "the IOMMU is off: /sys/kernel/iommu_groups holds no hardware group (empty, or only vfio-noiommu ones), so no device is in an IOMMU group and vfio-pci cannot give one to a VM".into(),
             remedy: "turn VT-d / AMD-Vi on in the firmware and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD), then check with `gvtg doctor --passthrough ADDR` (passthrough.iommu). vfio's no-IOMMU mode (enable_unsafe_noiommu_mode) gives a VM unprotected DMA to all host memory: gvtg does not use it.".into(),
             overridable: false,
             overridden: false,
@@ -1397,6 +1401,11 @@ mod tests {
         assert_eq!(kinds(&p), ["iommu-off"]);
         assert!(p.blocked());
         assert!(p.refusals[0].remedy.contains("no-IOMMU mode"));
+        // Only no-IOMMU software groups: still off.
+        t.file("sys/kernel/iommu_groups/7/name", "vfio-noiommu\n");
+        t.dir("sys/kernel/iommu_groups/7/devices");
+        let p = plan_on(&t, Action::Bind, &["01:00.0"], Options::default());
+        assert_eq!(kinds(&p), ["iommu-off"]);
     }
 
     #[test]
