@@ -22,6 +22,8 @@ pub const EXIT_REFUSED: u8 = 3;
 /// Exit code of a failed write or verification.
 pub const EXIT_FAILED: u8 = 1;
 
+const EXIT_HELP: &str = "Exit status: 0 done (or a dry run that would go ahead), 1 a write or its check failed (what was changed is put back), 2 usage or tool error, 3 refused. See docs/passthrough.md.";
+
 /// `gvtg passthrough`.
 #[derive(Debug, Args)]
 pub struct PassthroughArgs {
@@ -35,8 +37,10 @@ pub struct PassthroughArgs {
 pub enum PassthroughCommand {
     /// Bind devices to vfio-pci now, with their sibling functions and IOMMU group members
     /// (driver_override + drivers_probe); refused when the group holds what the host needs.
+    #[command(after_help = EXIT_HELP)]
     Bind(BindArgs),
     /// Give devices bound to vfio-pci back to their host drivers (clears driver_override).
+    #[command(after_help = EXIT_HELP)]
     Unbind(UnbindArgs),
 }
 
@@ -51,7 +55,7 @@ pub struct BindArgs {
     #[arg(long)]
     pub device_only: bool,
     /// Bind despite a storage controller, the only network controller or a boot VGA in use
-    /// (never with the IOMMU off, the root filesystem's controller, or a group in use).
+    /// (never with the IOMMU off or the root filesystem's controller).
     #[arg(long)]
     pub force: bool,
     /// Print the writes (as shell lines) without doing them.
