@@ -884,13 +884,17 @@ fn modprobe_vfio_pci() -> Result<(), String> {
     Ok(())
 }
 
-fn wait_for(mut f: impl FnMut() -> bool) -> bool {
+fn wait_for(f: impl FnMut() -> bool) -> bool {
+    wait_up_to(WAIT, f)
+}
+
+fn wait_up_to(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let t0 = Instant::now();
     loop {
         if f() {
             return true;
         }
-        if t0.elapsed() > WAIT {
+        if t0.elapsed() > limit {
             return false;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -950,8 +954,9 @@ pub fn execute(root: &HostRoot, p: &mut Plan) -> Outcome {
                     p.devices[i].driver_after = now;
                 }
                 Action::Unbind => {
-                    // A host driver may bind asynchronously: give it a moment.
-                    wait_for(|| driver_now(root, &addr).is_some());
+                    // drivers_probe probes synchronously; a driver with asynchronous probing
+                    // may take a moment longer.
+                    wait_up_to(Duration::from_secs(1), || driver_now(root, &addr).is_some());
                     let now = driver_now(root, &addr);
                     let ok = now.as_deref() != Some(VFIO);
                     p.devices[i].verified = Some(ok);
