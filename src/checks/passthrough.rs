@@ -931,24 +931,7 @@ fn check_framebuffer(s: &Snapshot, _: &Prior) -> Outcome {
     for b in &boot {
         o.push(format!("/sys/bus/pci/devices/{}/boot_vga", b.address), "1");
     }
-    let cmd = s.cmdline.ok();
-    let disabled: Vec<String> = cmd
-        .map(|c| {
-            c.params
-                .iter()
-                .filter(|p| {
-                    let v = p.value.as_deref().unwrap_or("");
-                    (p.key == "video"
-                        && (v.starts_with("efifb:off")
-                            || v.starts_with("vesafb:off")
-                            || v.starts_with("simplefb:off")))
-                        || (p.key == "initcall_blacklist"
-                            && v.split(',').any(|x| x == "sysfb_init"))
-                })
-                .map(|p| p.raw.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    let disabled: Vec<String> = s.cmdline.ok().map(fb_off_args).unwrap_or_default();
     for d in &disabled {
         o.push("/proc/cmdline", d.clone());
     }
@@ -975,6 +958,15 @@ fn check_framebuffer(s: &Snapshot, _: &Prior) -> Outcome {
         return o;
     }
     o.status = Status::Warn;
+    if let Some((origin, args)) = fb_off_next_boot(s) {
+        o.push(origin.clone(), format!("{} (next boot)", args.join(" ")));
+        o.summary = format!(
+            "{} is the boot VGA device; {origin} keeps the firmware framebuffer off it from the next boot on ({}): reboot for it to take effect",
+            boot[0].address,
+            args.join(" ")
+        );
+        return o;
+    }
     o.summary = if fb_lines.is_empty() {
         format!(
             "{} is the boot VGA device: the firmware framebuffer (efifb/simpledrm) claims its memory unless told not to; the kernel log shows none, but nothing on the command line keeps it off",
@@ -987,11 +979,96 @@ fn check_framebuffer(s: &Snapshot, _: &Prior) -> Outcome {
             fb_lines[0]
         )
     };
+    let arg = framebuffer_off_arg(s);
     o.remedy = Some(format!(
-        "Keep the firmware framebuffer off the passed-through GPU (or make another GPU primary in the firmware setup):\n    {}\nOn kernels before 5.15 use `video=efifb:off` (UEFI) or `video=vesafb:off` instead.",
-        support::add_kernel_params(s, "initcall_blacklist=sysfb_init").replace('\n', "\n    ")
+        "Keep the firmware framebuffer off the passed-through GPU (or make another GPU primary in the firmware setup):\n    {}\n{}",
+        support::add_kernel_params(s, arg).replace('\n', "\n    "),
+        if arg == "initcall_blacklist=sysfb_init" {
+            "(`video=efifb:off` is not enough on 5.15 and later: sysfb registers the framebuffer for simpledrm/simplefb, which that option does not reach.)"
+        } else {
+            "(This kernel is older than 5.15, where efifb/vesafb own the framebuffer; from 5.15 on use `initcall_blacklist=sysfb_init`.)"
+        }
     ));
     o
+}
+
+/// The arguments of `c` that keep a firmware framebuffer off the boot GPU.
+fn fb_off_args(c: &crate::parse::cmdline::Cmdline) -> Vec<String> {
+    c.params
+        .iter()
+        .filter(|p| {
+            let v = p.value.as_deref().unwrap_or("");
+            (p.key == "video"
+                && (v.starts_with("efifb:off")
+                    || v.starts_with("vesafb:off")
+                    || v.starts_with("simplefb:off")))
+                || (p.key == "initcall_blacklist" && v.split(',').any(|x| x == "sysfb_init"))
+        })
+        .map(|p| p.raw.clone())
+        .collect()
+}
+
+/// Where the next boot's command line (`/etc/default/grub`, `/etc/kernel/cmdline`: what `gvtg
+/// fix` writes) keeps the framebuffer off when the running one does not, and the arguments.
+fn fb_off_next_boot(s: &Snapshot) -> Option<(String, Vec<String>)> {
+    if let Some(g) = s.grub_default.ok() {
+        let mut args = Vec::new();
+        for var in ["GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT"] {
+            if let Some(a) = g.get(var) {
+                args.extend(fb_off_args(&crate::parse::cmdline::parse(&a.value)));
+            }
+        }
+        if !args.is_empty() {
+            return Some(("/etc/default/grub".into(), args));
+        }
+    }
+    let k = s.kernel_cmdline_file.ok()?;
+    let args = fb_off_args(&crate::parse::cmdline::parse(k));
+    (!args.is_empty()).then(|| ("/etc/kernel/cmdline".into(), args))
+}
+
+/// The running kernel's (major, minor), from `osrelease`.
+fn kernel_version(s: &Snapshot) -> Option<(u32, u32)> {
+    let r = s.osrelease.ok()?;
+    let mut it = r.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The kernel argument that keeps the firmware framebuffer off the boot GPU on this kernel:
+/// `initcall_blacklist=sysfb_init` from 5.15 on (and when the version is unknown), where sysfb
+/// registers a simple-framebuffer for simpledrm/simplefb that `video=efifb:off` does not reach;
+/// before 5.15, `video=vesafb:off` when the kernel log shows vesafb (BIOS boot), else
+/// `video=efifb:off`.
+pub fn framebuffer_off_arg(s: &Snapshot) -> &'static str {
+    match kernel_version(s) {
+        Some(v) if v < (5, 15) => {
+            let vesa = s
+                .kernel_log
+                .ok()
+                .is_some_and(|(_, recs)| recs.iter().any(|r| r.text.starts_with("vesafb:")));
+            if vesa {
+                "video=vesafb:off"
+            } else {
+                "video=efifb:off"
+            }
+        }
+        _ => "initcall_blacklist=sysfb_init",
+    }
+}
+
+/// Whether `gvtg fix --passthrough` should add [`framebuffer_off_arg`]: a named function is the
+/// boot VGA device and neither the running nor the next boot's command line keeps the firmware
+/// framebuffer off it.
+pub fn framebuffer_needs_arg(s: &Snapshot) -> bool {
+    members(s).iter().any(|m| m.boot_vga == Some(true))
+        && s.cmdline
+            .ok()
+            .map(fb_off_args)
+            .unwrap_or_default()
+            .is_empty()
+        && fb_off_next_boot(s).is_none()
 }
 
 // ---- passthrough.kvm-msrs --------------------------------------------------------------------
@@ -1500,6 +1577,44 @@ mod tests {
             &["0000:01:00.0"],
         );
         assert_eq!(check_framebuffer(&s, &NONE).status, Status::Pass);
+        // 5.15+: the initcall; before: efifb (vesafb when the log shows a BIOS boot).
+        let s = with(
+            snapshot_with(|t| {
+                tree(t, "ro\n");
+                t.file("proc/sys/kernel/osrelease", "6.1.0-13-amd64\n");
+            }),
+            &["0000:01:00.0"],
+        );
+        assert_eq!(framebuffer_off_arg(&s), "initcall_blacklist=sysfb_init");
+        assert!(framebuffer_needs_arg(&s));
+        let s = with(
+            snapshot_with(|t| {
+                tree(t, "ro\n");
+                t.file("proc/sys/kernel/osrelease", "5.10.0-28-amd64\n");
+            }),
+            &["0000:01:00.0"],
+        );
+        assert_eq!(framebuffer_off_arg(&s), "video=efifb:off");
+        assert!(check_framebuffer(&s, &NONE)
+            .remedy
+            .unwrap()
+            .contains("older than 5.15"));
+        // Configured for the next boot only: a warning that says so, no remedy, no fix.
+        let s = with(
+            snapshot_with(|t| {
+                tree(t, "ro\n");
+                t.file(
+                    "etc/default/grub",
+                    "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet initcall_blacklist=sysfb_init\"\n",
+                );
+            }),
+            &["0000:01:00.0"],
+        );
+        let o = check_framebuffer(&s, &NONE);
+        assert_eq!(o.status, Status::Warn);
+        assert!(o.summary.contains("from the next boot on"), "{}", o.summary);
+        assert!(o.remedy.is_none());
+        assert!(!framebuffer_needs_arg(&s));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `gvtg fix --passthrough PCI`: the whole-GPU VFIO passthrough part of the plan.
 //!
 //! Kernel arguments (`intel_iommu=on` when this kernel leaves VT-d off, `iommu=pt`) through the
-//! same per-boot-loader code as the GVT-g fixes; `/etc/modprobe.d/vfio.conf` with
+//! same per-boot-loader code as the GVT-g fixes, with the argument that keeps the firmware
+//! framebuffer off a boot GPU (`initcall_blacklist=sysfb_init` on 5.15+, `video=efifb:off`
+//! before); `/etc/modprobe.d/vfio.conf` with
 //! `options vfio-pci ids=…` (merged, never dropping an id) and a `softdep HOST pre: vfio-pci`
 //! per host driver; `options kvm ignore_msrs=1` in `/etc/modprobe.d/kvm.conf`; vfio modules in
 //! the initramfs plus its rebuild. A group that is not viable gets a note naming the devices
@@ -85,7 +87,14 @@ pub(super) fn plan(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()>
         ));
     }
 
-    let (args, off) = wanted_args(s);
+    let (mut args, off) = wanted_args(s);
+    // The boot GPU's firmware framebuffer: the argument this kernel needs (5.15+ or not).
+    let fb = checks::passthrough::framebuffer_needs_arg(s)
+        .then(|| checks::passthrough::framebuffer_off_arg(s).to_string());
+    let iommu_args = !args.is_empty() || !off.is_empty();
+    if let Some(a) = &fb {
+        args.push(a.clone());
+    }
     let want_binding = bad(&results, "passthrough.binding", true);
     let (ids, hosts) = if want_binding {
         checks::passthrough::binding_needs(s)
@@ -133,7 +142,12 @@ pub(super) fn plan(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()>
 
     let mut changed = false;
     if !args.is_empty() || !off.is_empty() {
-        changed |= kernel_args(b, root, s, &args, iommu_off, &off, "passthrough.iommu");
+        let reason = match (iommu_args, fb.is_some()) {
+            (true, true) => "passthrough.iommu, passthrough.framebuffer",
+            (false, true) => "passthrough.framebuffer",
+            _ => "passthrough.iommu",
+        };
+        changed |= kernel_args(b, root, s, &args, iommu_off, &off, reason);
     }
     let mut modprobe = false;
     if !ids.is_empty() {
