@@ -9,6 +9,8 @@
 //! PCI bridge (drivers/vfio/group.c, `vfio_dev_driver_allowed`).
 
 use super::{support, Check, Outcome, Prior, Status};
+use serde::Serialize;
+
 use crate::host::snapshot::PciDevice;
 use crate::host::Snapshot;
 
@@ -208,10 +210,140 @@ pub fn resolve(s: &Snapshot, specs: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// One PCI function in the candidate listing (`gvtg doctor --passthrough --json`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Function {
+    /// Full address (`0000:01:00.0`).
+    pub address: String,
+    /// `vendor:device` (`10de:1b80`).
+    pub id: String,
+    /// The 24-bit class code as hex (`0x030000`).
+    pub class: String,
+    /// The class in words (`VGA controller`).
+    pub class_name: &'static str,
+    /// Vendor name when known (`NVIDIA`).
+    pub vendor_name: Option<&'static str>,
+    /// Bound driver (None: unbound).
+    pub driver: Option<String>,
+    /// `reset_method` as the kernel lists it (None: no such file, kernel before 5.15; `""`: no
+    /// reset method).
+    pub reset_method: Option<String>,
+}
+
+/// A group member in the listing: a [`Function`] and whether it keeps the group from being
+/// viable.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Member {
+    /// The function.
+    #[serde(flatten)]
+    pub function: Function,
+    /// A PCI bridge (allowed in a viable group).
+    pub bridge: bool,
+    /// Bound to a host driver and not the candidate's own function: VFIO refuses the group.
+    pub blocks: bool,
+}
+
+/// One display-class function the listing offers for passthrough.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Candidate {
+    /// The GPU function.
+    #[serde(flatten)]
+    pub function: Function,
+    /// `boot_vga` (the firmware's primary display); None when the file is absent.
+    pub boot_vga: Option<bool>,
+    /// Its IOMMU group number; None when the IOMMU is off.
+    pub iommu_group: Option<u32>,
+    /// The other functions of its slot (HDMI audio, USB-C), passed through with it.
+    pub siblings: Vec<Function>,
+    /// The other members of its IOMMU group (siblings included).
+    pub group_members: Vec<Member>,
+    /// True when every other member is a bridge, a sibling, unbound or on vfio-pci/pci-stub;
+    /// None without an IOMMU group.
+    pub viable: Option<bool>,
+}
+
+fn function(d: &PciDevice) -> Function {
+    let v = vendor_name(d.vendor).trim_end();
+    Function {
+        address: d.address.clone(),
+        id: d.id(),
+        class: format!("0x{:06x}", d.class),
+        class_name: class_name(d.class),
+        vendor_name: (!v.is_empty()).then_some(v),
+        driver: d.driver.clone(),
+        reset_method: d.reset_method.clone(),
+    }
+}
+
+/// The candidate GPUs with their siblings and IOMMU groups: what both forms of the listing show.
+pub fn candidate_list(s: &Snapshot) -> Vec<Candidate> {
+    candidates(s)
+        .into_iter()
+        .map(|d| {
+            let group_members: Vec<Member> = d
+                .iommu_group
+                .map(|g| {
+                    group_members(s, g)
+                        .into_iter()
+                        .filter(|m| *m != d.address)
+                        .map(|m| match by_addr(s, &m) {
+                            Some(o) => Member {
+                                function: function(o),
+                                bridge: o.is_pci_bridge(),
+                                blocks: o.slot() != d.slot()
+                                    && !o.is_pci_bridge()
+                                    && o.driver.as_deref().is_some_and(|x| !VFIO_OK.contains(&x)),
+                            },
+                            // A group member sysfs does not list as a PCI function.
+                            None => Member {
+                                function: Function {
+                                    address: m,
+                                    id: String::new(),
+                                    class: String::new(),
+                                    class_name: "device",
+                                    vendor_name: None,
+                                    driver: None,
+                                    reset_method: None,
+                                },
+                                bridge: false,
+                                blocks: false,
+                            },
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Candidate {
+                function: function(d),
+                boot_vga: d.boot_vga,
+                iommu_group: d.iommu_group,
+                siblings: siblings(s, d).into_iter().map(function).collect(),
+                viable: d
+                    .iommu_group
+                    .map(|_| !group_members.iter().any(|m| m.blocks)),
+                group_members,
+            }
+        })
+        .collect()
+}
+
+fn describe_fn(f: &Function) -> String {
+    if f.id.is_empty() {
+        return f.address.clone();
+    }
+    format!(
+        "{} ({} {}{}, {})",
+        f.address,
+        f.id,
+        f.vendor_name.map(|v| format!("{v} ")).unwrap_or_default(),
+        f.class_name,
+        f.driver.as_deref().unwrap_or("no driver")
+    )
+}
+
 /// The ls-iommu-style listing printed by `gvtg doctor --passthrough` without an argument.
 pub fn listing(s: &Snapshot) -> String {
     let mut out = String::new();
-    let cands = candidates(s);
+    let cands = candidate_list(s);
     if cands.is_empty() {
         out.push_str("No display-class PCI function on this host: nothing to pass through.\n");
         return out;
@@ -219,55 +351,39 @@ pub fn listing(s: &Snapshot) -> String {
     out.push_str(
         "Passthrough candidates (display-class PCI functions and their sibling functions):\n",
     );
-    for d in &cands {
+    for c in &cands {
         out.push_str(&format!(
             "\n{}{}\n",
-            describe(d),
-            if d.boot_vga == Some(true) {
+            describe_fn(&c.function),
+            if c.boot_vga == Some(true) {
                 " [boot VGA]"
             } else {
                 ""
             }
         ));
-        for sib in siblings(s, d) {
-            out.push_str(&format!("  sibling  {}\n", describe(sib)));
+        for sib in &c.siblings {
+            out.push_str(&format!("  sibling  {}\n", describe_fn(sib)));
         }
-        match d.iommu_group {
+        match c.iommu_group {
             None => out.push_str("  IOMMU group: none (the IOMMU is off)\n"),
             Some(g) => {
-                let others: Vec<String> = group_members(s, g)
-                    .into_iter()
-                    .filter(|m| *m != d.address)
-                    .collect();
-                let blockers: Vec<&String> = others
-                    .iter()
-                    .filter(|m| {
-                        by_addr(s, m).is_some_and(|o| {
-                            o.slot() != d.slot()
-                                && !o.is_pci_bridge()
-                                && o.driver.as_deref().is_some_and(|x| !VFIO_OK.contains(&x))
-                        })
-                    })
-                    .collect();
                 out.push_str(&format!(
                     "  IOMMU group {g}: {}\n",
-                    if others.is_empty() {
+                    if c.group_members.is_empty() {
                         "the device alone".to_string()
-                    } else if blockers.is_empty() {
+                    } else if c.viable == Some(true) {
                         "with (bridges and its own functions only)".to_string()
                     } else {
                         "with (the marked devices stay on host drivers, so the group is not viable)"
                             .to_string()
                     }
                 ));
-                for m in &others {
-                    let line = by_addr(s, m).map_or_else(|| m.clone(), describe);
-                    let mark = if blockers.contains(&m) {
-                        "  <- host driver"
-                    } else {
-                        ""
-                    };
-                    out.push_str(&format!("    {line}{mark}\n"));
+                for m in &c.group_members {
+                    out.push_str(&format!(
+                        "    {}{}\n",
+                        describe_fn(&m.function),
+                        if m.blocks { "  <- host driver" } else { "" }
+                    ));
                 }
             }
         }
