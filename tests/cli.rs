@@ -143,7 +143,7 @@ fn explain_prints_the_embedded_document() {
     assert!(stdout(&o).starts_with("# mdev.types"));
     let l = gvtg(&["explain", "--list"]);
     let list = stdout(&l);
-    // The 14 GVT-g checks, then the 8 passthrough checks (`doctor --passthrough PCI`).
+    // The 14 GVT-g checks, then the 9 passthrough checks (`doctor --passthrough PCI`).
     assert_eq!(
         list.lines()
             .filter(|l| !l.starts_with("passthrough."))
@@ -154,7 +154,7 @@ fn explain_prints_the_embedded_document() {
         list.lines()
             .filter(|l| l.starts_with("passthrough."))
             .count(),
-        8
+        9
     );
 }
 
@@ -282,8 +282,9 @@ fn passthrough_by_short_address_runs_both_catalogs() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), 22);
+    assert_eq!(ids.len(), 23);
     assert_eq!(ids[0], "cpu.generation");
+    assert_eq!(ids[22], "passthrough.looking-glass");
     assert_eq!(ids[14], "passthrough.iommu");
     let explain = gvtg(&["explain", "passthrough.group"]);
     assert_eq!(explain.status.code(), Some(0));

@@ -71,6 +71,13 @@ pub(super) const CHECKS: &[Check] = &[
         explain: include_str!("../../checks/passthrough.vfio-nodes.md"),
         run: check_vfio_nodes,
     },
+    Check {
+        id: "passthrough.looking-glass",
+        title: "Looking Glass shared memory (IVSHMEM, kvmfr)",
+        requires: &[],
+        explain: include_str!("../../checks/passthrough.looking-glass.md"),
+        run: super::looking_glass::check,
+    },
 ];
 
 /// Drivers that leave a function usable by VFIO (a group member may also have none).
