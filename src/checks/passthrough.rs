@@ -1815,6 +1815,67 @@ mod tests {
     }
 
     #[test]
+    fn vfio_nodes_need_no_acl_entry_but_the_acl_keeps_its_defaults() {
+        // libvirt adds /dev/vfio/N of every <hostdev> to the devices cgroup itself: a replaced
+        // ACL without it is fine, one without /dev/kvm is not. dynamic_ownership = 0 leaves the
+        // node to its udev owner.
+        let tree = |t: &mut Tree, conf: &str| {
+            nvidia(t, "vfio-pci", "vfio-pci");
+            t.file("etc/libvirt/qemu.conf", conf);
+            t.file("dev/vfio/vfio", "");
+            t.file("dev/vfio/1", "");
+            t.node("dev/vfio/vfio", "char", 0o666, 0, 0, Some((10, 196)));
+            t.node("dev/vfio/1", "char", 0o600, 0, 0, Some((243, 0)));
+            t.file(
+                "etc/passwd",
+                "root:x:0:0::/root:/bin/sh\nlibvirt-qemu:x:64055:108::/:/bin/false\n",
+            );
+            t.file("etc/group", "root:x:0:\nkvm:x:108:\n");
+        };
+        let s = with(
+            snapshot_with(|t| {
+                tree(
+                    t,
+                    "user = \"libvirt-qemu\"\ncgroup_device_acl = [ \"/dev/null\", \"/dev/full\", \"/dev/zero\", \"/dev/random\", \"/dev/urandom\", \"/dev/ptmx\", \"/dev/kvm\", \"/dev/userfaultfd\" ]\n",
+                )
+            }),
+            &["0000:01:00.0"],
+        );
+        let o = check_vfio_nodes(&s, &NONE);
+        assert_eq!(o.status, Status::Pass, "{}", o.summary);
+        assert!(o.evidence.iter().any(|e| e
+            .excerpt
+            .contains("libvirt adds /dev/vfio/vfio and /dev/vfio/N")));
+        let s = with(
+            snapshot_with(|t| {
+                tree(
+                    t,
+                    "user = \"libvirt-qemu\"\ncgroup_device_acl = [ \"/dev/null\", \"/dev/ptmx\", \"/dev/urandom\", \"/dev/vfio/1\" ]\n",
+                )
+            }),
+            &["0000:01:00.0"],
+        );
+        let o = check_vfio_nodes(&s, &NONE);
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.summary.contains("cgroup_device_acl lacks /dev/kvm"),
+            "{}",
+            o.summary
+        );
+        let s = with(
+            snapshot_with(|t| tree(t, "user = \"libvirt-qemu\"\ndynamic_ownership = 0\n")),
+            &["0000:01:00.0"],
+        );
+        let o = check_vfio_nodes(&s, &NONE);
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.summary.contains("/dev/vfio/1 not usable by libvirt-qemu"),
+            "{}",
+            o.summary
+        );
+    }
+
+    #[test]
     fn igfx_off_explains_an_ungrouped_igpu() {
         let s = with(
             snapshot_with(|t| {
