@@ -129,6 +129,84 @@ pub fn host_drivers(d: &PciDevice) -> &'static [&'static str] {
     }
 }
 
+/// Whether `d` may stay in an IOMMU group handed to VFIO as it is: unbound, on vfio-pci or
+/// pci-stub, or a PCI bridge (drivers/vfio/group.c, `vfio_dev_driver_allowed`). The one rule
+/// the group check, the candidate listing and `gvtg preflight` share.
+pub fn vfio_safe(d: &PciDevice) -> bool {
+    d.driver.as_deref().is_none_or(|x| VFIO_OK.contains(&x)) || d.is_pci_bridge()
+}
+
+/// The members of IOMMU group `g` that keep it from being viable, `ignore` aside (functions that
+/// go to the VM with the device: its siblings, or the domain's other hostdevs).
+pub fn group_offenders(
+    s: &Snapshot,
+    g: u32,
+    ignore: impl Fn(&PciDevice) -> bool,
+) -> Vec<&PciDevice> {
+    group_members(s, g)
+        .iter()
+        .filter_map(|a| by_addr(s, a))
+        .filter(|d| !vfio_safe(d) && !ignore(d))
+        .collect()
+}
+
+/// What the kernel can do to reset a function between VM runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reset {
+    /// No `reset_method` file (kernel before 5.15).
+    Unknown,
+    /// `reset_method` is empty: no reset at all.
+    None,
+    /// The methods, in the kernel's order (`flr bus`).
+    Methods(String),
+}
+
+/// [`Reset`] of `d`, and whether it is an AMD GPU without FLR (Polaris, Vega, Navi 1x: the AMD
+/// reset bug).
+pub fn reset_of(d: &PciDevice) -> (Reset, bool) {
+    let r = match d.reset_method.as_deref() {
+        None => Reset::Unknown,
+        Some("") => Reset::None,
+        Some(v) => Reset::Methods(v.to_string()),
+    };
+    let amd_no_flr = d.vendor == 0x1002
+        && d.is_display()
+        && matches!(&r, Reset::Methods(v) if !v.split_whitespace().any(|x| x == "flr"));
+    (r, amd_no_flr)
+}
+
+/// Why `d` looks like the GPU the host's display runs on: a display function bound to its GPU
+/// driver (not vfio-pci) that is the boot VGA device or the only display function on a GPU
+/// driver. Detaching it (libvirt's `managed='yes'`) takes the screen from the desktop, and
+/// unbinding a GPU a display server holds can hang the session.
+pub fn drives_host_display(s: &Snapshot, d: &PciDevice) -> Option<String> {
+    let drv = d.driver.as_deref()?;
+    if !d.is_display() || !host_drivers(d).contains(&drv.replace('-', "_").as_str()) {
+        return None;
+    }
+    if d.boot_vga == Some(true) {
+        return Some(format!(
+            "{} is the boot VGA device and {drv} drives it: the host's display most likely runs on it",
+            d.address
+        ));
+    }
+    let on_gpu_driver = all_pci(s)
+        .iter()
+        .filter(|x| {
+            x.is_display()
+                && x.driver
+                    .as_deref()
+                    .is_some_and(|y| host_drivers(x).contains(&y.replace('-', "_").as_str()))
+        })
+        .count();
+    (on_gpu_driver == 1).then(|| {
+        format!(
+            "{} is the only display function on a GPU driver ({drv}): the host's display runs on it",
+            d.address
+        )
+    })
+}
+
 fn all_pci(s: &Snapshot) -> &[PciDevice] {
     s.pci.ok().map(Vec::as_slice).unwrap_or_default()
 }
@@ -297,9 +375,7 @@ pub fn candidate_list(s: &Snapshot) -> Vec<Candidate> {
                             Some(o) => Member {
                                 function: function(o),
                                 bridge: o.is_pci_bridge(),
-                                blocks: o.slot() != d.slot()
-                                    && !o.is_pci_bridge()
-                                    && o.driver.as_deref().is_some_and(|x| !VFIO_OK.contains(&x)),
+                                blocks: o.slot() != d.slot() && !vfio_safe(o),
                             },
                             // A group member sysfs does not list as a PCI function.
                             None => Member {
@@ -401,12 +477,20 @@ pub fn listing(s: &Snapshot) -> String {
     out
 }
 
+/// The members of IOMMU group `g` from `/sys/kernel/iommu_groups`, else (a capture without that
+/// directory) the PCI functions whose `iommu_group` link names it.
 fn group_members(s: &Snapshot, g: u32) -> Vec<String> {
     s.iommu_groups
         .ok()
         .and_then(|gs| gs.iter().find(|x| x.number == g))
         .map(|x| x.devices.clone())
-        .unwrap_or_default()
+        .unwrap_or_else(|| {
+            all_pci(s)
+                .iter()
+                .filter(|x| x.iommu_group == Some(g))
+                .map(|x| x.address.clone())
+                .collect()
+        })
 }
 
 fn none_named() -> Outcome {
@@ -624,7 +708,7 @@ fn check_group(s: &Snapshot, _: &Prior) -> Outcome {
         summary.push(format!("group {g}: {} device(s)", gm.len()));
         for a in &gm {
             let Some(d) = by_addr(s, a) else { continue };
-            let ok = d.driver.as_deref().is_none_or(|x| VFIO_OK.contains(&x)) || d.is_pci_bridge();
+            let ok = vfio_safe(d);
             o.push(
                 format!("/sys/kernel/iommu_groups/{g}/devices/{a}"),
                 format!("{}{}", describe(d), if ok { "" } else { ": not VFIO-safe" }),
@@ -1246,30 +1330,26 @@ fn check_reset(s: &Snapshot, _: &Prior) -> Outcome {
     let mut none: Vec<&PciDevice> = Vec::new();
     let mut unknown = 0;
     let mut known: Vec<String> = Vec::new();
+    let mut amd_no_flr = false;
     for m in &ms {
         let path = format!("/sys/bus/pci/devices/{}/reset_method", m.address);
-        match m.reset_method.as_deref() {
-            None => {
+        let (r, amd) = reset_of(m);
+        amd_no_flr |= amd;
+        match r {
+            Reset::Unknown => {
                 unknown += 1;
                 o.push(path, "absent (kernel before 5.15): unknown");
             }
-            Some("") => {
+            Reset::None => {
                 none.push(m);
                 o.push(path, "empty: no reset method");
             }
-            Some(v) => {
+            Reset::Methods(v) => {
                 known.push(format!("{} {v}", m.address));
-                o.push(path, v.to_string());
+                o.push(path, v);
             }
         }
     }
-    let amd_no_flr = ms.iter().any(|m| {
-        m.vendor == 0x1002
-            && m.is_display()
-            && m.reset_method
-                .as_deref()
-                .is_some_and(|v| !v.split_whitespace().any(|x| x == "flr"))
-    });
     if !none.is_empty() {
         o.status = Status::Warn;
         o.summary = format!(
