@@ -1067,6 +1067,17 @@ fn check_host_driver(s: &Snapshot, _: &Prior) -> Outcome {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let display: Vec<String> = ms
+        .iter()
+        .filter_map(|m| drives_host_display(s, m))
+        .collect();
+    if !display.is_empty() {
+        o.summary = format!(
+            "{}; {}: unbinding it while a display server holds it can hang the session, so give the host another GPU (or stop the desktop) first",
+            o.summary,
+            display.join("; ")
+        );
+    }
     let mut fix = String::from("Keep the host driver off these functions at boot:\n");
     let mut ids: Vec<String> = ms.iter().map(|m| m.id()).collect();
     ids.dedup();
@@ -1754,10 +1765,15 @@ mod tests {
             snapshot_with(|t| nvidia(t, "nvidia", "vfio-pci")),
             &["0000:01:00.0"],
         );
-        assert!(check_host_driver(&s, &NONE)
-            .remedy
-            .unwrap()
-            .contains("blacklist nvidia"));
+        let o = check_host_driver(&s, &NONE);
+        assert!(o.remedy.unwrap().contains("blacklist nvidia"));
+        // The only GPU on a GPU driver: the host's screen.
+        assert!(
+            o.summary
+                .contains("0000:01:00.0 is the only display function on a GPU driver (nvidia)"),
+            "{}",
+            o.summary
+        );
     }
 
     #[test]
