@@ -363,3 +363,51 @@ fn passthrough_listing_as_json_and_prometheus() {
         "{out}"
     );
 }
+
+#[test]
+fn acs_override_fixture_reports_the_assumed_isolation() {
+    let o = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("amd-acs-override"),
+        "--json",
+        "--passthrough",
+        "0000:1f:00.0",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let g = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "passthrough.group")
+        .unwrap();
+    assert_eq!(g["status"], "warn");
+    let summary = g["summary"].as_str().unwrap();
+    assert!(summary.contains("pcie_acs_override is in use"), "{summary}");
+    assert!(summary.contains("not from hardware isolation"), "{summary}");
+    assert!(
+        g["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["excerpt"] == "pcie_acs_override=downstream,multifunction"),
+        "{g}"
+    );
+    // The listing calls the overridden group viable too: it is, to VFIO.
+    let o = gvtg(&[
+        "doctor",
+        "--root",
+        &fixture("amd-acs-override"),
+        "--json",
+        "--passthrough",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let gpu = doc["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "0000:1f:00.0")
+        .unwrap();
+    assert_eq!(gpu["viable"], true, "{gpu}");
+    assert_eq!(gpu["group_members"].as_array().unwrap().len(), 0, "{gpu}");
+}

@@ -745,6 +745,7 @@ fn check_group(s: &Snapshot, _: &Prior) -> Outcome {
         if let Some(n) = acs_note {
             o.status = Status::Warn;
             o.summary = format!("{}; {n}", o.summary);
+            o.remedy = Some("Nothing blocks VFIO, but the isolation is assumed, not real: the devices that share the ports without ACS (often the chipset's USB, SATA and network controllers) and the guest can reach each other's memory. For real isolation move the GPU to a CPU-attached slot (a root port with its own group) and boot without pcie_acs_override; otherwise keep it only on a machine whose guests you trust like the host.".into());
         }
         return o;
     }
@@ -1700,6 +1701,25 @@ mod tests {
         let r = o.remedy.unwrap();
         assert!(r.contains("only network controller"), "{r}");
         assert!(r.contains("pcie_acs_override is in use"), "{r}");
+        // Viable through the override: a warning with the caveat and the way to real isolation.
+        let s = with(
+            snapshot_with(|t| {
+                nvidia(t, "vfio-pci", "vfio-pci");
+                t.file(
+                    "proc/cmdline",
+                    "pcie_acs_override=downstream,multifunction\n",
+                );
+            }),
+            &["0000:01:00.0"],
+        );
+        let o = check_group(&s, &NONE);
+        assert_eq!(o.status, Status::Warn);
+        assert!(
+            o.summary.contains("not from hardware isolation"),
+            "{}",
+            o.summary
+        );
+        assert!(o.remedy.unwrap().contains("CPU-attached slot"));
     }
 
     #[test]
