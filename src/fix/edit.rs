@@ -642,6 +642,80 @@ mod tests {
     }
 
     #[test]
+    fn tmpfiles_line_replaces_the_same_path_only() {
+        let t = "# mine\nf /dev/shm/looking-glass 0600 qemu qemu -\nd /run/x 0755 root root -\n";
+        let o = tmpfiles_line(t, "f /dev/shm/looking-glass 0660 alex kvm -")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            o,
+            "# mine\nf /dev/shm/looking-glass 0660 alex kvm -\nd /run/x 0755 root root -\n"
+        );
+        assert_eq!(
+            tmpfiles_line(&o, "f /dev/shm/looking-glass 0660 alex kvm -").unwrap(),
+            None
+        );
+        assert_eq!(
+            tmpfiles_line("", "f /dev/shm/looking-glass 0660 alex kvm -")
+                .unwrap()
+                .unwrap(),
+            "f /dev/shm/looking-glass 0660 alex kvm -\n"
+        );
+        assert!(tmpfiles_line("", "garbage").is_err());
+    }
+
+    #[test]
+    fn module_option_value_is_replaced_in_place() {
+        let t = "# LG\noptions kvmfr static_size_mb=32 other=1\n";
+        assert_eq!(
+            set_module_option(t, 2, "static_size_mb", "128")
+                .unwrap()
+                .unwrap(),
+            "# LG\noptions kvmfr static_size_mb=128 other=1\n"
+        );
+        assert_eq!(
+            set_module_option(t, 2, "static_size_mb", "32").unwrap(),
+            None
+        );
+        assert_eq!(
+            set_module_option("options kvmfr\n", 1, "static_size_mb", "64")
+                .unwrap()
+                .unwrap(),
+            "options kvmfr static_size_mb=64\n"
+        );
+        assert!(set_module_option(t, 1, "static_size_mb", "64").is_err());
+    }
+
+    #[test]
+    fn acl_gets_extra_entries_and_an_unset_key_gets_the_defaults() {
+        let t = "# c\ncgroup_device_acl = [\n    \"/dev/null\", \"/dev/kvm\"\n]\ncgroup_device_acl = [ \"/dev/kvmfr0\" ]\n";
+        let o = qemu_acl_with(t, &["/dev/kvmfr0".to_string()])
+            .unwrap()
+            .unwrap();
+        // The first key gains the node (and the defaults); the ignored second one is untouched.
+        let first = &o[..o.find("]\n").unwrap()];
+        assert!(first.contains("\"/dev/kvmfr0\""), "{o}");
+        assert!(first.contains("\"/dev/userfaultfd\""), "{o}");
+        assert!(
+            o.ends_with("cgroup_device_acl = [ \"/dev/kvmfr0\" ]\n"),
+            "{o}"
+        );
+        assert_eq!(
+            qemu_acl_with(&o, &["/dev/kvmfr0".to_string()]).unwrap(),
+            None
+        );
+        let o = qemu_acl_with("#user = \"x\"\n", &["/dev/kvmfr0".to_string()])
+            .unwrap()
+            .unwrap();
+        let conf = parse::qemu_conf::parse(&o).unwrap();
+        let l = conf.get_list("cgroup_device_acl").unwrap();
+        assert_eq!(l.len(), DEFAULT_ACL.len() + 1, "{o}");
+        assert_eq!(l.last(), Some(&"/dev/kvmfr0"));
+        // Without extras an unset key stays unset (libvirt's default list applies).
+        assert_eq!(qemu_acl("#user = \"x\"\n").unwrap(), None);
+    }
+
+    #[test]
     fn grub_adds_to_the_last_assignment_only() {
         let t = "# c\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nX=1\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash\" # me\n";
         let o = grub_default(t, &s(&["i915.enable_gvt=1"]), is_guc_submission)
