@@ -297,14 +297,31 @@ pub struct Needs {
     pub kvmfr_load: bool,
     /// kvmfr is not installed for the running kernel (DKMS; on NixOS a package).
     pub kvmfr_missing: bool,
-    /// `options kvmfr static_size_mb=N`.
+    /// `options kvmfr static_size_mb=N` (the size of /dev/kvmfr0).
     pub kvmfr_size_mb: Option<u64>,
+    /// The sizes configured for /dev/kvmfr1… now, kept after the new first value.
+    pub kvmfr_other_sizes: Vec<u64>,
     /// The kvmfr udev rule.
     pub kvmfr_udev: Option<String>,
     /// Entries cgroup_device_acl must gain (`/dev/kvmfr0`).
     pub acl: Vec<String>,
     /// What cannot be fixed by a file (kvmfr not installed, no desktop user known).
     pub notes: Vec<String>,
+}
+
+impl Needs {
+    /// The `static_size_mb=` value to write: /dev/kvmfr0's new size, then the other devices'
+    /// sizes as configured now.
+    pub fn kvmfr_size_value(&self) -> Option<String> {
+        let first = self.kvmfr_size_mb?;
+        Some(
+            std::iter::once(first)
+                .chain(self.kvmfr_other_sizes.iter().copied())
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
 }
 
 /// Everything the check judges, derived once.
@@ -607,7 +624,7 @@ fn judge(s: &Snapshot) -> (Outcome, Needs) {
         let want_mib: u64 = f
             .uses
             .iter()
-            .filter(|u| u.path.starts_with("/dev/kvmfr"))
+            .filter(|u| u.path == "/dev/kvmfr0")
             .filter_map(|u| u.size.map(mib))
             .max()
             .unwrap_or(MIN_MIB)
@@ -619,6 +636,7 @@ fn judge(s: &Snapshot) -> (Outcome, Needs) {
                 needs.kvmfr_size_mb = Some(want_mib);
             }
             Some((sizes, origin)) => {
+                needs.kvmfr_other_sizes = sizes.iter().skip(1).copied().collect();
                 o.push(
                     origin.clone(),
                     format!(
@@ -635,15 +653,39 @@ fn judge(s: &Snapshot) -> (Outcome, Needs) {
                     fails.push("kvmfr static_size_mb is empty or 0: no usable /dev/kvmfr0".into());
                     needs.kvmfr_size_mb = Some(want_mib);
                 } else {
-                    for u in f.uses.iter().filter(|u| u.path == "/dev/kvmfr0") {
-                        if let Some(b) = u.size {
-                            if mib(b) > first {
-                                fails.push(format!(
-                                    "{} maps {} MiB of /dev/kvmfr0 but kvmfr gives it {first} MiB: QEMU cannot map past the device",
+                    // static_size_mb lists one size per device: /dev/kvmfrN gets the N-th.
+                    for u in f.uses.iter().filter(|u| u.path.starts_with("/dev/kvmfr")) {
+                        let Some(n) = u
+                            .path
+                            .trim_start_matches("/dev/kvmfr")
+                            .parse::<usize>()
+                            .ok()
+                        else {
+                            continue;
+                        };
+                        let have = sizes.get(n).copied();
+                        let Some(b) = u.size else { continue };
+                        if have.is_none_or(|h| mib(b) > h) {
+                            fails.push(match have {
+                                Some(h) => format!(
+                                    "{} maps {} MiB of {} but kvmfr gives it {h} MiB: QEMU cannot map past the device",
                                     u.origin,
-                                    mib(b)
-                                ));
+                                    mib(b),
+                                    u.path
+                                ),
+                                None => format!(
+                                    "{} maps {} but static_size_mb lists no size for it: kvmfr creates no such device",
+                                    u.origin, u.path
+                                ),
+                            });
+                            if n == 0 {
                                 needs.kvmfr_size_mb = Some(want_mib);
+                            } else {
+                                needs.notes.push(format!(
+                                    "give {} its size as value {} of `options kvmfr static_size_mb=` (comma-separated, one per device) by hand",
+                                    u.path,
+                                    n + 1
+                                ));
                             }
                         }
                     }
@@ -773,8 +815,8 @@ fn judge(s: &Snapshot) -> (Outcome, Needs) {
                 "Load kvmfr at boot:\n    echo kvmfr | sudo tee /etc/modules-load.d/kvmfr.conf\n",
             );
         }
-        if let Some(m) = needs.kvmfr_size_mb {
-            r.push_str(&format!("Give kvmfr0 {} (width x height x 4 x 2 + 10 MiB, rounded up to a power of two):\n    echo 'options kvmfr static_size_mb={m}' | sudo tee /etc/modprobe.d/kvmfr.conf\n    sudo modprobe -r kvmfr && sudo modprobe kvmfr\n", size_words(m)));
+        if let (Some(m), Some(v)) = (needs.kvmfr_size_mb, needs.kvmfr_size_value()) {
+            r.push_str(&format!("Give kvmfr0 {} (width x height x 4 x 2 + 10 MiB, rounded up to a power of two), in the modprobe.d line that sets static_size_mb now if there is one:\n    echo 'options kvmfr static_size_mb={v}' | sudo tee /etc/modprobe.d/kvmfr.conf\n    sudo modprobe -r kvmfr && sudo modprobe kvmfr\n", size_words(m)));
         }
         if let Some(u) = &needs.kvmfr_udev {
             r.push_str(&format!("Give /dev/kvmfr* to {dname} and group {kvm_group}:\n    echo '{u}' | sudo tee /etc/udev/rules.d/99-kvmfr.rules && sudo udevadm control --reload && sudo udevadm trigger --subsystem-match=kvmfr\n"));
@@ -1043,6 +1085,40 @@ mod tests {
             Some("SUBSYSTEM==\"kvmfr\", OWNER=\"alice\", GROUP=\"kvm\", MODE=\"0660\"")
         );
         assert!(!n.kvmfr_load);
+        assert_eq!(n.kvmfr_size_value().as_deref(), Some("64"));
+
+        // Two devices: kvmfr1 keeps its size when kvmfr0 grows; a device without a size fails.
+        let two = KVMFR.replace(
+            "</qemu:commandline>",
+            "<qemu:arg value='-object'/><qemu:arg value='memory-backend-file,id=lg2,mem-path=/dev/kvmfr2,size=32M,share=yes'/></qemu:commandline>",
+        );
+        let s = snapshot_with(|t| {
+            accounts(t);
+            t.file("etc/libvirt/qemu/win10.xml", &two);
+            t.file(
+                "proc/modules",
+                "kvmfr 16384 0 - Live 0x0000000000000000 (OE)\n",
+            );
+            t.file(
+                "etc/modprobe.d/kvmfr.conf",
+                "options kvmfr static_size_mb=32,16\n",
+            );
+            t.file("etc/modules-load.d/kvmfr.conf", "kvmfr\n");
+        });
+        let o = check(&s, &NONE);
+        assert!(
+            o.summary
+                .contains("maps /dev/kvmfr2 but static_size_mb lists no size for it"),
+            "{}",
+            o.summary
+        );
+        let n = needs(&s);
+        assert_eq!(n.kvmfr_size_value().as_deref(), Some("64,16"));
+        assert!(
+            n.notes.iter().any(|x| x.contains("value 3 of")),
+            "{:?}",
+            n.notes
+        );
 
         // Unset ACL: libvirt's default list applies, and it lacks the node.
         let s = snapshot_with(|t| {

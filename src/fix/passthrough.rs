@@ -130,10 +130,10 @@ pub(super) fn plan(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()>
         if lg.kvmfr_load || lg.kvmfr_missing || lg.kvmfr_size_mb.is_some() {
             b.nix.lg_kvmfr = true;
         }
-        if let Some(m) = lg.kvmfr_size_mb {
+        if let Some(v) = lg.kvmfr_size_value() {
             b.nix
                 .pt_modprobe
-                .push(format!("options kvmfr static_size_mb={m}"));
+                .push(format!("options kvmfr static_size_mb={v}"));
         }
         if let Some(u) = &lg.kvmfr_udev {
             b.nix.lg_udev.push(u.clone());
@@ -267,7 +267,7 @@ fn looking_glass(b: &mut Builder, s: &Snapshot, lg: &checks::looking_glass::Need
         b.plan.reboot = true;
     }
     let mut modprobe = false;
-    if let Some(m) = lg.kvmfr_size_mb {
+    if let Some(m) = lg.kvmfr_size_value() {
         // Change the line that sets it now (the last one wins), when it is under /etc.
         let last = checks::support::configured_param(s, "kvmfr", "static_size_mb")
             .into_iter()
@@ -280,7 +280,7 @@ fn looking_glass(b: &mut Builder, s: &Snapshot, lg: &checks::looking_glass::Need
             });
         modprobe |= match last {
             Some((rel, n)) => b.try_edit(&rel, WHY, |x| {
-                edit::set_module_option(x, n, "static_size_mb", &m.to_string())
+                edit::set_module_option(x, n, "static_size_mb", &m)
             }),
             None => b.try_edit(l::KVMFR_MODPROBE, WHY, |x| {
                 edit::ensure_line(x, &format!("options kvmfr static_size_mb={m}"))
