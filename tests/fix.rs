@@ -1205,3 +1205,18 @@ fn looking_glass_nixos_snippet_parses() {
         String::from_utf8_lossy(&p.stderr)
     );
 }
+
+#[test]
+fn passthrough_boot_framebuffer_on_nixos_is_in_the_snippet() {
+    let d = copy_fixture("kbl-gvtd-vfio-pci");
+    let r = d.path();
+    write(r, "etc/os-release", "NAME=NixOS\nID=nixos\n");
+    write(r, "etc/NIXOS", "");
+    let out = gvtg(r, &["fix", "--passthrough", "0000:00:02.0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("boot.kernelParams = [ \"initcall_blacklist=sysfb_init\" ];"),
+        "{t}"
+    );
+}
