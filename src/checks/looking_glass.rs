@@ -533,7 +533,14 @@ fn judge(s: &Snapshot) -> (Outcome, Needs) {
                 if d == Some(false) {
                     who.push(dname.clone());
                 }
-                if who.is_empty() {
+                if who.is_empty() && line.is_none() {
+                    // Right now, by hand: /dev/shm is a tmpfs, emptied at every boot, and QEMU
+                    // then creates the file again with its own owner.
+                    warns.push(format!(
+                        "{p} is usable now, but no tmpfiles.d line recreates it after a reboot (/dev/shm starts empty; QEMU would create it as {quser})"
+                    ));
+                    needs.tmpfiles = Some(tmpfiles_line.clone());
+                } else if who.is_empty() {
                     good.push(format!("{p} read-write for {quser} and {dname}"));
                 } else {
                     let e = format!(
@@ -1012,6 +1019,27 @@ mod tests {
             o.summary
         );
         assert_eq!(needs(&s).tmpfiles, None);
+    }
+
+    #[test]
+    fn a_file_set_right_by_hand_still_needs_the_tmpfiles_line() {
+        let s = snapshot_with(|t| {
+            accounts(t);
+            t.file("etc/libvirt/qemu/win10.xml", SHMEM);
+            t.file("dev/shm/looking-glass", "");
+            t.node("dev/shm/looking-glass", "file", 0o660, 1000, 108, None);
+        });
+        let o = check(&s, &NONE);
+        assert_eq!(o.status, Status::Warn, "{}", o.summary);
+        assert!(
+            o.summary.contains("recreates it after a reboot"),
+            "{}",
+            o.summary
+        );
+        assert_eq!(
+            needs(&s).tmpfiles.as_deref(),
+            Some("f /dev/shm/looking-glass 0660 alice kvm -")
+        );
     }
 
     #[test]
