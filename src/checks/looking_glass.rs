@@ -123,17 +123,32 @@ pub fn domain_uses(s: &Snapshot) -> Vec<Use> {
                     let Some(v) = n.attribute("value") else {
                         continue;
                     };
-                    if !v.starts_with("memory-backend-file") {
-                        continue;
-                    }
                     let mut path = None;
                     let mut size = None;
-                    for kv in v.split(',') {
-                        if let Some(p) = kv.strip_prefix("mem-path=") {
-                            path = Some(p.to_string());
-                        } else if let Some(z) = kv.strip_prefix("size=") {
-                            size = qemu_size(z);
+                    if v.trim_start().starts_with('{') {
+                        // JSON -object (what the Looking Glass documentation shows for libvirt).
+                        let Ok(j) = serde_json::from_str::<serde_json::Value>(v) else {
+                            continue;
+                        };
+                        if j["qom-type"] != "memory-backend-file" {
+                            continue;
                         }
+                        path = j["mem-path"].as_str().map(str::to_string);
+                        size = match &j["size"] {
+                            serde_json::Value::Number(n) => n.as_u64(),
+                            serde_json::Value::String(z) => qemu_size(z),
+                            _ => None,
+                        };
+                    } else if v.starts_with("memory-backend-file") {
+                        for kv in v.split(',') {
+                            if let Some(p) = kv.strip_prefix("mem-path=") {
+                                path = Some(p.to_string());
+                            } else if let Some(z) = kv.strip_prefix("size=") {
+                                size = qemu_size(z);
+                            }
+                        }
+                    } else {
+                        continue;
                     }
                     if let Some(p) = path.filter(|p| {
                         p.starts_with("/dev/kvmfr") || p.starts_with("/dev/shm/looking-glass")
@@ -925,6 +940,23 @@ mod tests {
         assert_eq!(qemu_size("32M"), Some(32 << 20));
         assert_eq!(scaled("32", Some("M")), Some(32 << 20));
         assert_eq!(scaled("33554432", None), Some(32 << 20));
+    }
+
+    #[test]
+    fn json_object_syntax_is_read() {
+        let s = snapshot_with(|t| {
+            accounts(t);
+            t.file(
+                "etc/libvirt/qemu/win10.xml",
+                "<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><name>w</name><qemu:commandline><qemu:arg value='-object'/><qemu:arg value='{\"qom-type\":\"memory-backend-file\",\"id\":\"looking-glass\",\"mem-path\":\"/dev/kvmfr0\",\"size\":67108864,\"share\":true}'/></qemu:commandline></domain>",
+            );
+        });
+        let u = domain_uses(&s);
+        assert_eq!(u.len(), 1);
+        assert_eq!(
+            (u[0].path.as_str(), u[0].size),
+            ("/dev/kvmfr0", Some(64 << 20))
+        );
     }
 
     fn accounts(t: &mut Tree) {
