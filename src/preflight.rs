@@ -463,6 +463,9 @@ pub struct Facts {
     pub named_nodes: BTreeMap<String, Probe<NodeInfo>>,
     /// ROM files the domain names → whether they exist.
     pub roms: BTreeMap<String, bool>,
+    /// Existing ROM files → the nodes on the way to them (`/`, each directory, the file), for
+    /// whether the QEMU user can reach and read them.
+    pub rom_paths: BTreeMap<String, Vec<(String, NodeInfo)>>,
 }
 
 impl Facts {
@@ -515,8 +518,23 @@ impl Facts {
         }
         for r in &dom.roms {
             if rom_path_ok(r) {
-                f.roms
-                    .insert(r.clone(), root.exists(r.trim_start_matches('/')));
+                let rel = r.trim_start_matches('/');
+                let exists = root.exists(rel);
+                f.roms.insert(r.clone(), exists);
+                if exists {
+                    let mut chain = Vec::new();
+                    let mut acc = String::new();
+                    for (i, c) in rel.split('/').filter(|c| !c.is_empty()).enumerate() {
+                        if i > 0 {
+                            acc.push('/');
+                        }
+                        acc.push_str(c);
+                        if let Probe::Ok(n) = root.node(&acc) {
+                            chain.push((format!("/{acc}"), n));
+                        }
+                    }
+                    f.rom_paths.insert(r.clone(), chain);
+                }
             }
         }
         for g in &dom.graphics {
@@ -538,7 +556,46 @@ fn rom_path_ok(p: &str) -> bool {
     p.starts_with('/') && !p.split('/').any(|c| c == "..") && !p.contains('$') && !p.contains('~')
 }
 
-fn check_roms(dom: &Domain, f: &Facts) -> Outcome {
+/// Whether DAC lets `uid`/`gids` use `n` with `bits` (4 read, 1 search/execute); root may.
+fn dac_allows(n: &NodeInfo, uid: u32, gids: &[u32], bits: u32) -> bool {
+    if uid == 0 {
+        return true;
+    }
+    let have = if n.uid == uid {
+        (n.mode >> 6) & 0o7
+    } else if gids.contains(&n.gid) {
+        (n.mode >> 3) & 0o7
+    } else {
+        n.mode & 0o7
+    };
+    have & bits == bits
+}
+
+/// Why the QEMU user cannot read `rom` (a directory it cannot search, or the file itself), as
+/// `path (mode owner:group)`; None when it can, or when the user is unknown.
+fn rom_unreadable(s: &Snapshot, f: &Facts, rom: &str, qu: &QemuUser) -> Option<String> {
+    let (uid, gids) = qu.ids.as_ref()?;
+    let chain = f.rom_paths.get(rom)?;
+    for (i, (p, n)) in chain.iter().enumerate() {
+        let last = i + 1 == chain.len();
+        let bits = if last { 0o4 } else { 0o1 };
+        if !dac_allows(n, *uid, gids, bits) {
+            return Some(format!(
+                "{} ({}){}",
+                p,
+                support::describe_node(s, n),
+                if last {
+                    ""
+                } else {
+                    ": directory not searchable"
+                }
+            ));
+        }
+    }
+    None
+}
+
+fn check_roms(dom: &Domain, f: &Facts, s: &Snapshot, qu: &QemuUser) -> Outcome {
     let mut o = Outcome::pass("");
     let mut notes = Vec::new();
     for r in &dom.roms {
@@ -547,16 +604,34 @@ fn check_roms(dom: &Domain, f: &Facts) -> Outcome {
             notes.push(format!("ROM file '{r}' is not an absolute path (a placeholder?): QEMU will fail to find it"));
             o.push(r.clone(), "not an absolute, literal path");
         } else if f.roms.get(r) == Some(&true) {
-            notes.push(format!("{r} exists"));
-            o.push(r.clone(), "exists");
+            match rom_unreadable(s, f, r, qu) {
+                // QEMU opens the ROM as the QEMU user; libvirt does not hand it over, and an
+                // unreadable file fails exactly like a missing one (qemu_find_file).
+                Some(why) => {
+                    raise(&mut o, Status::Fail);
+                    notes.push(format!(
+                        "{r} exists but {} cannot read it: QEMU will fail: failed to find romfile \"{r}\"",
+                        qu.name
+                    ));
+                    o.push(r.clone(), format!("not readable by {}: {why}", qu.name));
+                    add_fix(&mut o, &format!("Make it readable by {}: sudo chmod 0644 {r} (and a+x on its directories), or move it to /usr/share/vgabios or /var/lib/libvirt/images.", qu.name));
+                }
+                None => {
+                    notes.push(format!("{r} exists, readable by {}", qu.name));
+                    o.push(r.clone(), "exists");
+                }
+            }
         } else {
             raise(&mut o, Status::Fail);
             notes.push(format!("QEMU will fail: failed to find romfile \"{r}\""));
             o.push(r.clone(), "does not exist");
         }
     }
-    if o.status == Status::Fail {
-        o.remedy = Some("Put the ROM where the XML says (libvirt's images directory, e.g. /var/lib/libvirt/images, is readable by QEMU), or fix the path.".into());
+    if notes.iter().any(|n| {
+        n.contains("not an absolute path")
+            || (n.contains("failed to find romfile") && !n.contains("cannot read it"))
+    }) {
+        add_fix(&mut o, "Put the ROM where the XML says (libvirt's images directory, e.g. /var/lib/libvirt/images, is readable by QEMU), or fix the path.");
     }
     o.summary = notes.join("; ");
     o
@@ -671,8 +746,8 @@ pub fn run(dom: &Domain, s: &Snapshot, f: &Facts) -> Vec<Item> {
     if !dom.roms.is_empty() {
         out.push(item(
             "hostdev.rom",
-            "option ROM files exist",
-            check_roms(dom, f),
+            "option ROM files exist and QEMU can read them",
+            check_roms(dom, f, s, &qu),
         ));
     }
     if !dom.mdevs.is_empty() || !dom.pcis.is_empty() {
@@ -1306,31 +1381,13 @@ fn check_pci(dom: &Domain, s: &Snapshot) -> Outcome {
             notes.push(line);
             continue;
         };
-        let members: Vec<String> = s
-            .iommu_groups
-            .ok()
-            .and_then(|gs| gs.iter().find(|x| x.number == g).map(|x| x.devices.clone()))
-            .unwrap_or_else(|| {
-                pci.map(|ds| {
-                    ds.iter()
-                        .filter(|x| x.iommu_group == Some(g))
-                        .map(|x| x.address.clone())
-                        .collect()
-                })
-                .unwrap_or_default()
-            });
-        let mut offenders = Vec::new();
-        for m in members.iter().filter(|m| **m != h.address) {
-            if dom.pcis.iter().any(|p| p.address == *m) {
-                continue;
-            }
-            let md = pci.and_then(|ds| ds.iter().find(|x| x.address == *m));
-            let mdrv = md.and_then(|x| x.driver.as_deref());
-            let bridge = md.is_some_and(|x| x.class >> 8 == 0x0604);
-            if !(bridge || matches!(mdrv, None | Some("vfio-pci") | Some("pci-stub"))) {
-                offenders.push(format!("{m} ({})", mdrv.unwrap_or("none")));
-            }
-        }
+        // The doctor's rule (passthrough.group); the domain's other hostdevs go with it.
+        let offenders: Vec<String> = crate::checks::passthrough::group_offenders(s, g, |m| {
+            m.address == h.address || dom.pcis.iter().any(|p| p.address == m.address)
+        })
+        .iter()
+        .map(|m| format!("{} ({})", m.address, m.driver.as_deref().unwrap_or("none")))
+        .collect();
         if offenders.is_empty() {
             line.push_str(&format!(", IOMMU group {g} viable"));
         } else {
@@ -1340,6 +1397,36 @@ fn check_pci(dom: &Domain, s: &Snapshot) -> Outcome {
                 offenders.join(", ")
             ));
             add_fix(&mut o, &format!("Every device in IOMMU group {g} must be unbound or bound to vfio-pci: add them as hostdevs (managed='yes') too, or bind them to vfio-pci (driverctl set-override ADDR vfio-pci)."));
+        }
+        // Reset between runs (passthrough.reset's reading of reset_method).
+        let (reset, amd_no_flr) = crate::checks::passthrough::reset_of(d);
+        match &reset {
+            crate::checks::passthrough::Reset::None => {
+                raise(&mut o, Status::Warn);
+                line.push_str(
+                    ", no reset method (a second start or a guest reboot may find it hung)",
+                );
+            }
+            crate::checks::passthrough::Reset::Methods(m) => {
+                line.push_str(&format!(", reset {m}"));
+            }
+            crate::checks::passthrough::Reset::Unknown => {}
+        }
+        if amd_no_flr {
+            raise(&mut o, Status::Warn);
+            line.push_str(", AMD GPU without FLR (the AMD reset bug: it may not come back after a guest shutdown)");
+            add_fix(
+                &mut o,
+                "For the AMD reset bug: the vendor-reset module (gvtg explain passthrough.reset).",
+            );
+        }
+        // The host's own screen (passthrough.host-driver): managed='yes' would take it away.
+        if drv != Some("vfio-pci") {
+            if let Some(why) = crate::checks::passthrough::drives_host_display(s, d) {
+                raise(&mut o, Status::Warn);
+                line.push_str(&format!(", {why}"));
+                add_fix(&mut o, &format!("Passing the host's display GPU needs the desktop stopped first (or another GPU for the host); libvirt's detach of {} while a display server holds it can hang the session.", h.address));
+            }
         }
         notes.push(line);
     }
@@ -1885,6 +1972,121 @@ mod tests {
             get(&run(&d, &t.snapshot(), &f), "hostdev.rom").status,
             Status::Pass
         );
+    }
+
+    #[test]
+    fn rom_must_be_readable_by_the_qemu_user() {
+        let d = Domain::parse(&wrap(
+            "<devices><hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source><rom file='/var/lib/libvirt/vbios/gpu.rom'/></hostdev></devices>",
+        ))
+        .unwrap();
+        let tree = |file_mode: u32, dir_mode: u32| {
+            let mut t = Tree::new();
+            t.file(
+                "etc/passwd",
+                "root:x:0:0::/root:/bin/sh\nlibvirt-qemu:x:64055:108::/:/bin/false\n",
+            );
+            t.file("etc/group", "root:x:0:\nkvm:x:108:\n");
+            t.file("etc/libvirt/qemu.conf", "user = \"libvirt-qemu\"\n");
+            t.file("var/lib/libvirt/vbios/gpu.rom", "x");
+            // Modes from the side file, not from the build machine's umask.
+            for dir in ["var", "var/lib", "var/lib/libvirt"] {
+                t.node(dir, "dir", 0o755, 0, 0, None);
+            }
+            t.node("var/lib/libvirt/vbios", "dir", dir_mode, 0, 0, None);
+            t.node(
+                "var/lib/libvirt/vbios/gpu.rom",
+                "file",
+                file_mode,
+                0,
+                0,
+                None,
+            );
+            t
+        };
+        let verdict = |t: &Tree| {
+            let root = crate::host::HostRoot::at(t.path()).unwrap();
+            let f = Facts::collect(&root, &d);
+            get(&run(&d, &t.snapshot(), &f), "hostdev.rom").clone()
+        };
+        let o = verdict(&tree(0o600, 0o755));
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.summary.contains("exists but libvirt-qemu cannot read it"),
+            "{}",
+            o.summary
+        );
+        assert!(o.remedy.unwrap().contains("sudo chmod 0644"));
+        let o = verdict(&tree(0o644, 0o700));
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.evidence.iter().any(|e| e
+                .excerpt
+                .contains("/var/lib/libvirt/vbios (0700 root:root): directory not searchable")),
+            "{:?}",
+            o.evidence
+        );
+        let o = verdict(&tree(0o644, 0o755));
+        assert_eq!(o.status, Status::Pass, "{}", o.summary);
+        assert!(
+            o.summary.contains("readable by libvirt-qemu"),
+            "{}",
+            o.summary
+        );
+    }
+
+    #[test]
+    fn pci_reset_and_the_host_display_come_from_the_passthrough_checks() {
+        // An RX 580 on amdgpu, the boot VGA device, reset only by bus reset, given managed.
+        let d = Domain::parse(&wrap(
+            "<devices><hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x0a' slot='0x00' function='0x0'/></source></hostdev></devices>",
+        ))
+        .unwrap();
+        let s = snapshot_with(|t| {
+            let b = "sys/bus/pci/devices/0000:0a:00.0";
+            t.file(&format!("{b}/vendor"), "0x1002\n");
+            t.file(&format!("{b}/device"), "0x67df\n");
+            t.file(&format!("{b}/class"), "0x030000\n");
+            t.file(&format!("{b}/boot_vga"), "1\n");
+            t.file(&format!("{b}/reset_method"), "bus\n");
+            t.link(&format!("{b}/driver"), "../../../bus/pci/drivers/amdgpu");
+            t.link(
+                &format!("{b}/iommu_group"),
+                "../../../kernel/iommu_groups/7",
+            );
+            t.dir("sys/kernel/iommu_groups/7/devices/0000:0a:00.0");
+        });
+        let o = get(&run(&d, &s, &facts(None)), "pci.hostdev").clone();
+        assert_eq!(o.status, Status::Warn, "{}", o.summary);
+        assert!(
+            o.summary.contains("IOMMU group 7 viable, reset bus"),
+            "{}",
+            o.summary
+        );
+        assert!(o.summary.contains("the AMD reset bug"), "{}", o.summary);
+        assert!(
+            o.summary
+                .contains("0000:0a:00.0 is the boot VGA device and amdgpu drives it"),
+            "{}",
+            o.summary
+        );
+        // An empty reset_method: no reset at all.
+        let s = snapshot_with(|t| {
+            let b = "sys/bus/pci/devices/0000:0a:00.0";
+            t.file(&format!("{b}/vendor"), "0x10de\n");
+            t.file(&format!("{b}/device"), "0x1b80\n");
+            t.file(&format!("{b}/class"), "0x030000\n");
+            t.file(&format!("{b}/reset_method"), "\n");
+            t.link(&format!("{b}/driver"), "../../../bus/pci/drivers/vfio-pci");
+            t.link(
+                &format!("{b}/iommu_group"),
+                "../../../kernel/iommu_groups/7",
+            );
+            t.dir("sys/kernel/iommu_groups/7/devices/0000:0a:00.0");
+        });
+        let o = get(&run(&d, &s, &facts(None)), "pci.hostdev").clone();
+        assert_eq!(o.status, Status::Warn, "{}", o.summary);
+        assert!(o.summary.contains("no reset method"), "{}", o.summary);
     }
 
     #[test]

@@ -51,6 +51,29 @@ impl Tree {
         self
     }
 
+    /// Declares a node in the side file (`gvtg-tree.toml`): kind (`char`, `file`…), mode,
+    /// owner, group and the device number of a char/block node.
+    pub fn node(
+        &mut self,
+        rel: &str,
+        kind: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: Option<(u32, u32)>,
+    ) -> &mut Self {
+        let p = self.dir.path().join(crate::host::sidefile::SIDE_FILE);
+        let mut text = std::fs::read_to_string(&p).unwrap_or_else(|_| "format = 1\n".into());
+        text.push_str(&format!(
+            "\n[[node]]\npath = \"{rel}\"\nkind = \"{kind}\"\nmode = \"{mode:04o}\"\nuid = {uid}\ngid = {gid}\n"
+        ));
+        if let Some((a, b)) = rdev {
+            text.push_str(&format!("rdev = \"{a}:{b}\"\n"));
+        }
+        std::fs::write(p, text).expect("write side file");
+        self
+    }
+
     /// Snapshot of the tree.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::collect(&HostRoot::at(self.dir.path()).expect("tree root"))

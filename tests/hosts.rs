@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// How many checks `--passthrough PCI` adds (the passthrough catalog).
-const PASSTHROUGH_CHECKS: usize = 8;
+const PASSTHROUGH_CHECKS: usize = 9;
 
 fn gvtg(root: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gvtg"))

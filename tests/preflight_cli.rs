@@ -248,3 +248,71 @@ fn hook_creates_auto_start_vgpus_and_refuses_unstartable_domains() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("vgpu.uuid") && err.contains(other), "{err}");
 }
+
+/// The passthrough fixture's GTX 1080 (and its audio function) as a managed hostdev with a ROM
+/// file under `dir` with `file_mode`.
+fn passthrough_domain(root: &std::path::Path, file_mode: &str) {
+    put(
+        root,
+        "etc/libvirt/qemu/gpu.xml",
+        "<domain type='kvm'>\n  <name>gpu</name>\n  <memory unit='GiB'>8</memory>\n  <devices>\n    <hostdev mode='subsystem' type='pci' managed='yes'>\n      <source><address domain='0x0000' bus='0x0a' slot='0x00' function='0x0'/></source>\n      <rom file='/var/lib/libvirt/vbios/gtx1080.rom'/>\n    </hostdev>\n    <hostdev mode='subsystem' type='pci' managed='yes'>\n      <source><address domain='0x0000' bus='0x0a' slot='0x00' function='0x1'/></source>\n    </hostdev>\n  </devices>\n</domain>\n",
+    );
+    put(root, "var/lib/libvirt/vbios/gtx1080.rom", "rom");
+    let side = std::fs::read_to_string(root.join("gvtg-tree.toml")).unwrap();
+    let mut nodes = String::new();
+    for d in ["var", "var/lib", "var/lib/libvirt", "var/lib/libvirt/vbios"] {
+        nodes.push_str(&format!(
+            "\n[[node]]\npath = \"{d}\"\nkind = \"dir\"\nmode = \"0755\"\nuid = 0\ngid = 0\n"
+        ));
+    }
+    nodes.push_str(&format!(
+        "\n[[node]]\npath = \"var/lib/libvirt/vbios/gtx1080.rom\"\nkind = \"file\"\nmode = \"{file_mode}\"\nuid = 0\ngid = 0\n"
+    ));
+    put(root, "gvtg-tree.toml", &format!("{side}{nodes}"));
+}
+
+#[test]
+fn pci_hostdev_uses_the_passthrough_checks_and_the_rom_must_be_readable() {
+    let t = copy_fixture("amd-nvidia-vfio-passthrough");
+    passthrough_domain(t.path(), "0644");
+    let o = gvtg(t.path(), &["preflight", "--domain", "gpu", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let get = |id: &str| {
+        doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {doc}"))
+            .clone()
+    };
+    let pci = get("pci.hostdev");
+    assert_eq!(pci["status"], "pass", "{pci}");
+    let summary = pci["summary"].as_str().unwrap();
+    // Group 5 holds the two functions, both hostdevs; the kernel resets them by bus reset.
+    assert!(
+        summary.contains("0000:0a:00.0, bound to vfio-pci, IOMMU group 5 viable, reset bus"),
+        "{summary}"
+    );
+    let rom = get("hostdev.rom");
+    assert_eq!(rom["status"], "pass", "{rom}");
+    assert!(
+        rom["summary"]
+            .as_str()
+            .unwrap()
+            .contains("readable by libvirt-qemu"),
+        "{rom}"
+    );
+
+    // The ROM root-only: QEMU (libvirt-qemu) cannot read it, so the domain cannot start.
+    let t = copy_fixture("amd-nvidia-vfio-passthrough");
+    passthrough_domain(t.path(), "0600");
+    let o = gvtg(t.path(), &["preflight", "--domain", "gpu"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("/var/lib/libvirt/vbios/gtx1080.rom exists but libvirt-qemu cannot read it"),
+        "{out}"
+    );
+}

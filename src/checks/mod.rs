@@ -20,6 +20,7 @@ mod iommu;
 mod kernel;
 mod libvirt;
 pub mod log;
+pub mod looking_glass;
 pub mod mdev;
 mod modules;
 mod params;

@@ -9,6 +9,8 @@
 //! PCI bridge (drivers/vfio/group.c, `vfio_dev_driver_allowed`).
 
 use super::{support, Check, Outcome, Prior, Status};
+use serde::Serialize;
+
 use crate::host::snapshot::PciDevice;
 use crate::host::Snapshot;
 
@@ -69,6 +71,13 @@ pub(super) const CHECKS: &[Check] = &[
         explain: include_str!("../../checks/passthrough.vfio-nodes.md"),
         run: check_vfio_nodes,
     },
+    Check {
+        id: "passthrough.looking-glass",
+        title: "Looking Glass shared memory (IVSHMEM, kvmfr)",
+        requires: &[],
+        explain: include_str!("../../checks/passthrough.looking-glass.md"),
+        run: super::looking_glass::check,
+    },
 ];
 
 /// Drivers that leave a function usable by VFIO (a group member may also have none).
@@ -118,6 +127,84 @@ pub fn host_drivers(d: &PciDevice) -> &'static [&'static str] {
         (0x10de, _, 0x0c80) => &["i2c_nvidia_gpu"],
         _ => &[],
     }
+}
+
+/// Whether `d` may stay in an IOMMU group handed to VFIO as it is: unbound, on vfio-pci or
+/// pci-stub, or a PCI bridge (drivers/vfio/group.c, `vfio_dev_driver_allowed`). The one rule
+/// the group check, the candidate listing and `gvtg preflight` share.
+pub fn vfio_safe(d: &PciDevice) -> bool {
+    d.driver.as_deref().is_none_or(|x| VFIO_OK.contains(&x)) || d.is_pci_bridge()
+}
+
+/// The members of IOMMU group `g` that keep it from being viable, `ignore` aside (functions that
+/// go to the VM with the device: its siblings, or the domain's other hostdevs).
+pub fn group_offenders(
+    s: &Snapshot,
+    g: u32,
+    ignore: impl Fn(&PciDevice) -> bool,
+) -> Vec<&PciDevice> {
+    group_members(s, g)
+        .iter()
+        .filter_map(|a| by_addr(s, a))
+        .filter(|d| !vfio_safe(d) && !ignore(d))
+        .collect()
+}
+
+/// What the kernel can do to reset a function between VM runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reset {
+    /// No `reset_method` file (kernel before 5.15).
+    Unknown,
+    /// `reset_method` is empty: no reset at all.
+    None,
+    /// The methods, in the kernel's order (`flr bus`).
+    Methods(String),
+}
+
+/// [`Reset`] of `d`, and whether it is an AMD GPU without FLR (Polaris, Vega, Navi 1x: the AMD
+/// reset bug).
+pub fn reset_of(d: &PciDevice) -> (Reset, bool) {
+    let r = match d.reset_method.as_deref() {
+        None => Reset::Unknown,
+        Some("") => Reset::None,
+        Some(v) => Reset::Methods(v.to_string()),
+    };
+    let amd_no_flr = d.vendor == 0x1002
+        && d.is_display()
+        && matches!(&r, Reset::Methods(v) if !v.split_whitespace().any(|x| x == "flr"));
+    (r, amd_no_flr)
+}
+
+/// Why `d` looks like the GPU the host's display runs on: a display function bound to its GPU
+/// driver (not vfio-pci) that is the boot VGA device or the only display function on a GPU
+/// driver. Detaching it (libvirt's `managed='yes'`) takes the screen from the desktop, and
+/// unbinding a GPU a display server holds can hang the session.
+pub fn drives_host_display(s: &Snapshot, d: &PciDevice) -> Option<String> {
+    let drv = d.driver.as_deref()?;
+    if !d.is_display() || !host_drivers(d).contains(&drv.replace('-', "_").as_str()) {
+        return None;
+    }
+    if d.boot_vga == Some(true) {
+        return Some(format!(
+            "{} is the boot VGA device and {drv} drives it: the host's display most likely runs on it",
+            d.address
+        ));
+    }
+    let on_gpu_driver = all_pci(s)
+        .iter()
+        .filter(|x| {
+            x.is_display()
+                && x.driver
+                    .as_deref()
+                    .is_some_and(|y| host_drivers(x).contains(&y.replace('-', "_").as_str()))
+        })
+        .count();
+    (on_gpu_driver == 1).then(|| {
+        format!(
+            "{} is the only display function on a GPU driver ({drv}): the host's display runs on it",
+            d.address
+        )
+    })
 }
 
 fn all_pci(s: &Snapshot) -> &[PciDevice] {
@@ -217,10 +304,138 @@ pub fn resolve_in(pci: &[PciDevice], specs: &[String]) -> Result<Vec<String>, St
     Ok(out)
 }
 
+/// One PCI function in the candidate listing (`gvtg doctor --passthrough --json`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Function {
+    /// Full address (`0000:01:00.0`).
+    pub address: String,
+    /// `vendor:device` (`10de:1b80`).
+    pub id: String,
+    /// The 24-bit class code as hex (`0x030000`).
+    pub class: String,
+    /// The class in words (`VGA controller`).
+    pub class_name: &'static str,
+    /// Vendor name when known (`NVIDIA`).
+    pub vendor_name: Option<&'static str>,
+    /// Bound driver (None: unbound).
+    pub driver: Option<String>,
+    /// `reset_method` as the kernel lists it (None: no such file, kernel before 5.15; `""`: no
+    /// reset method).
+    pub reset_method: Option<String>,
+}
+
+/// A group member in the listing: a [`Function`] and whether it keeps the group from being
+/// viable.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Member {
+    /// The function.
+    #[serde(flatten)]
+    pub function: Function,
+    /// A PCI bridge (allowed in a viable group).
+    pub bridge: bool,
+    /// Bound to a host driver and not the candidate's own function: VFIO refuses the group.
+    pub blocks: bool,
+}
+
+/// One display-class function the listing offers for passthrough.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Candidate {
+    /// The GPU function.
+    #[serde(flatten)]
+    pub function: Function,
+    /// `boot_vga` (the firmware's primary display); None when the file is absent.
+    pub boot_vga: Option<bool>,
+    /// Its IOMMU group number; None when the IOMMU is off.
+    pub iommu_group: Option<u32>,
+    /// The other functions of its slot (HDMI audio, USB-C), passed through with it.
+    pub siblings: Vec<Function>,
+    /// The other members of its IOMMU group (siblings included).
+    pub group_members: Vec<Member>,
+    /// True when every other member is a bridge, a sibling, unbound or on vfio-pci/pci-stub;
+    /// None without an IOMMU group.
+    pub viable: Option<bool>,
+}
+
+fn function(d: &PciDevice) -> Function {
+    let v = vendor_name(d.vendor).trim_end();
+    Function {
+        address: d.address.clone(),
+        id: d.id(),
+        class: format!("0x{:06x}", d.class),
+        class_name: class_name(d.class),
+        vendor_name: (!v.is_empty()).then_some(v),
+        driver: d.driver.clone(),
+        reset_method: d.reset_method.clone(),
+    }
+}
+
+/// The candidate GPUs with their siblings and IOMMU groups: what both forms of the listing show.
+pub fn candidate_list(s: &Snapshot) -> Vec<Candidate> {
+    candidates(s)
+        .into_iter()
+        .map(|d| {
+            let group_members: Vec<Member> = d
+                .iommu_group
+                .map(|g| {
+                    group_members(s, g)
+                        .into_iter()
+                        .filter(|m| *m != d.address)
+                        .map(|m| match by_addr(s, &m) {
+                            Some(o) => Member {
+                                function: function(o),
+                                bridge: o.is_pci_bridge(),
+                                blocks: o.slot() != d.slot() && !vfio_safe(o),
+                            },
+                            // A group member sysfs does not list as a PCI function.
+                            None => Member {
+                                function: Function {
+                                    address: m,
+                                    id: String::new(),
+                                    class: String::new(),
+                                    class_name: "device",
+                                    vendor_name: None,
+                                    driver: None,
+                                    reset_method: None,
+                                },
+                                bridge: false,
+                                blocks: false,
+                            },
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Candidate {
+                function: function(d),
+                boot_vga: d.boot_vga,
+                iommu_group: d.iommu_group,
+                siblings: siblings(s, d).into_iter().map(function).collect(),
+                viable: d
+                    .iommu_group
+                    .map(|_| !group_members.iter().any(|m| m.blocks)),
+                group_members,
+            }
+        })
+        .collect()
+}
+
+fn describe_fn(f: &Function) -> String {
+    if f.id.is_empty() {
+        return f.address.clone();
+    }
+    format!(
+        "{} ({} {}{}, {})",
+        f.address,
+        f.id,
+        f.vendor_name.map(|v| format!("{v} ")).unwrap_or_default(),
+        f.class_name,
+        f.driver.as_deref().unwrap_or("no driver")
+    )
+}
+
 /// The ls-iommu-style listing printed by `gvtg doctor --passthrough` without an argument.
 pub fn listing(s: &Snapshot) -> String {
     let mut out = String::new();
-    let cands = candidates(s);
+    let cands = candidate_list(s);
     if cands.is_empty() {
         out.push_str("No display-class PCI function on this host: nothing to pass through.\n");
         return out;
@@ -228,55 +443,39 @@ pub fn listing(s: &Snapshot) -> String {
     out.push_str(
         "Passthrough candidates (display-class PCI functions and their sibling functions):\n",
     );
-    for d in &cands {
+    for c in &cands {
         out.push_str(&format!(
             "\n{}{}\n",
-            describe(d),
-            if d.boot_vga == Some(true) {
+            describe_fn(&c.function),
+            if c.boot_vga == Some(true) {
                 " [boot VGA]"
             } else {
                 ""
             }
         ));
-        for sib in siblings(s, d) {
-            out.push_str(&format!("  sibling  {}\n", describe(sib)));
+        for sib in &c.siblings {
+            out.push_str(&format!("  sibling  {}\n", describe_fn(sib)));
         }
-        match d.iommu_group {
+        match c.iommu_group {
             None => out.push_str("  IOMMU group: none (the IOMMU is off)\n"),
             Some(g) => {
-                let others: Vec<String> = group_members(s, g)
-                    .into_iter()
-                    .filter(|m| *m != d.address)
-                    .collect();
-                let blockers: Vec<&String> = others
-                    .iter()
-                    .filter(|m| {
-                        by_addr(s, m).is_some_and(|o| {
-                            o.slot() != d.slot()
-                                && !o.is_pci_bridge()
-                                && o.driver.as_deref().is_some_and(|x| !VFIO_OK.contains(&x))
-                        })
-                    })
-                    .collect();
                 out.push_str(&format!(
                     "  IOMMU group {g}: {}\n",
-                    if others.is_empty() {
+                    if c.group_members.is_empty() {
                         "the device alone".to_string()
-                    } else if blockers.is_empty() {
+                    } else if c.viable == Some(true) {
                         "with (bridges and its own functions only)".to_string()
                     } else {
                         "with (the marked devices stay on host drivers, so the group is not viable)"
                             .to_string()
                     }
                 ));
-                for m in &others {
-                    let line = by_addr(s, m).map_or_else(|| m.clone(), describe);
-                    let mark = if blockers.contains(&m) {
-                        "  <- host driver"
-                    } else {
-                        ""
-                    };
-                    out.push_str(&format!("    {line}{mark}\n"));
+                for m in &c.group_members {
+                    out.push_str(&format!(
+                        "    {}{}\n",
+                        describe_fn(&m.function),
+                        if m.blocks { "  <- host driver" } else { "" }
+                    ));
                 }
             }
         }
@@ -287,12 +486,20 @@ pub fn listing(s: &Snapshot) -> String {
     out
 }
 
+/// The members of IOMMU group `g` from `/sys/kernel/iommu_groups`, else (a capture without that
+/// directory) the PCI functions whose `iommu_group` link names it.
 fn group_members(s: &Snapshot, g: u32) -> Vec<String> {
     s.iommu_groups
         .ok()
         .and_then(|gs| gs.iter().find(|x| x.number == g))
         .map(|x| x.devices.clone())
-        .unwrap_or_default()
+        .unwrap_or_else(|| {
+            all_pci(s)
+                .iter()
+                .filter(|x| x.iommu_group == Some(g))
+                .map(|x| x.address.clone())
+                .collect()
+        })
 }
 
 fn none_named() -> Outcome {
@@ -510,7 +717,7 @@ fn check_group(s: &Snapshot, _: &Prior) -> Outcome {
         summary.push(format!("group {g}: {} device(s)", gm.len()));
         for a in &gm {
             let Some(d) = by_addr(s, a) else { continue };
-            let ok = d.driver.as_deref().is_none_or(|x| VFIO_OK.contains(&x)) || d.is_pci_bridge();
+            let ok = vfio_safe(d);
             o.push(
                 format!("/sys/kernel/iommu_groups/{g}/devices/{a}"),
                 format!("{}{}", describe(d), if ok { "" } else { ": not VFIO-safe" }),
@@ -547,6 +754,7 @@ fn check_group(s: &Snapshot, _: &Prior) -> Outcome {
         if let Some(n) = acs_note {
             o.status = Status::Warn;
             o.summary = format!("{}; {n}", o.summary);
+            o.remedy = Some("Nothing blocks VFIO, but the isolation is assumed, not real: the devices that share the ports without ACS (often the chipset's USB, SATA and network controllers) and the guest can reach each other's memory. For real isolation move the GPU to a CPU-attached slot (a root port with its own group) and boot without pcie_acs_override; otherwise keep it only on a machine whose guests you trust like the host.".into());
         }
         return o;
     }
@@ -882,6 +1090,17 @@ fn check_host_driver(s: &Snapshot, _: &Prior) -> Outcome {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let display: Vec<String> = ms
+        .iter()
+        .filter_map(|m| drives_host_display(s, m))
+        .collect();
+    if !display.is_empty() {
+        o.summary = format!(
+            "{}; {}: unbinding it while a display server holds it can hang the session, so give the host another GPU (or stop the desktop) first",
+            o.summary,
+            display.join("; ")
+        );
+    }
     let mut fix = String::from("Keep the host driver off these functions at boot:\n");
     let mut ids: Vec<String> = ms.iter().map(|m| m.id()).collect();
     ids.dedup();
@@ -953,24 +1172,7 @@ fn check_framebuffer(s: &Snapshot, _: &Prior) -> Outcome {
     for b in &boot {
         o.push(format!("/sys/bus/pci/devices/{}/boot_vga", b.address), "1");
     }
-    let cmd = s.cmdline.ok();
-    let disabled: Vec<String> = cmd
-        .map(|c| {
-            c.params
-                .iter()
-                .filter(|p| {
-                    let v = p.value.as_deref().unwrap_or("");
-                    (p.key == "video"
-                        && (v.starts_with("efifb:off")
-                            || v.starts_with("vesafb:off")
-                            || v.starts_with("simplefb:off")))
-                        || (p.key == "initcall_blacklist"
-                            && v.split(',').any(|x| x == "sysfb_init"))
-                })
-                .map(|p| p.raw.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    let disabled: Vec<String> = s.cmdline.ok().map(fb_off_args).unwrap_or_default();
     for d in &disabled {
         o.push("/proc/cmdline", d.clone());
     }
@@ -997,6 +1199,15 @@ fn check_framebuffer(s: &Snapshot, _: &Prior) -> Outcome {
         return o;
     }
     o.status = Status::Warn;
+    if let Some((origin, args)) = fb_off_next_boot(s) {
+        o.push(origin.clone(), format!("{} (next boot)", args.join(" ")));
+        o.summary = format!(
+            "{} is the boot VGA device; {origin} keeps the firmware framebuffer off it from the next boot on ({}): reboot for it to take effect",
+            boot[0].address,
+            args.join(" ")
+        );
+        return o;
+    }
     o.summary = if fb_lines.is_empty() {
         format!(
             "{} is the boot VGA device: the firmware framebuffer (efifb/simpledrm) claims its memory unless told not to; the kernel log shows none, but nothing on the command line keeps it off",
@@ -1009,11 +1220,96 @@ fn check_framebuffer(s: &Snapshot, _: &Prior) -> Outcome {
             fb_lines[0]
         )
     };
+    let arg = framebuffer_off_arg(s);
     o.remedy = Some(format!(
-        "Keep the firmware framebuffer off the passed-through GPU (or make another GPU primary in the firmware setup):\n    {}\nOn kernels before 5.15 use `video=efifb:off` (UEFI) or `video=vesafb:off` instead.",
-        support::add_kernel_params(s, "initcall_blacklist=sysfb_init").replace('\n', "\n    ")
+        "Keep the firmware framebuffer off the passed-through GPU (or make another GPU primary in the firmware setup):\n    {}\n{}",
+        support::add_kernel_params(s, arg).replace('\n', "\n    "),
+        if arg == "initcall_blacklist=sysfb_init" {
+            "(`video=efifb:off` is not enough on 5.15 and later: sysfb registers the framebuffer for simpledrm/simplefb, which that option does not reach.)"
+        } else {
+            "(This kernel is older than 5.15, where efifb/vesafb own the framebuffer; from 5.15 on use `initcall_blacklist=sysfb_init`.)"
+        }
     ));
     o
+}
+
+/// The arguments of `c` that keep a firmware framebuffer off the boot GPU.
+fn fb_off_args(c: &crate::parse::cmdline::Cmdline) -> Vec<String> {
+    c.params
+        .iter()
+        .filter(|p| {
+            let v = p.value.as_deref().unwrap_or("");
+            (p.key == "video"
+                && (v.starts_with("efifb:off")
+                    || v.starts_with("vesafb:off")
+                    || v.starts_with("simplefb:off")))
+                || (p.key == "initcall_blacklist" && v.split(',').any(|x| x == "sysfb_init"))
+        })
+        .map(|p| p.raw.clone())
+        .collect()
+}
+
+/// Where the next boot's command line (`/etc/default/grub`, `/etc/kernel/cmdline`: what `gvtg
+/// fix` writes) keeps the framebuffer off when the running one does not, and the arguments.
+fn fb_off_next_boot(s: &Snapshot) -> Option<(String, Vec<String>)> {
+    if let Some(g) = s.grub_default.ok() {
+        let mut args = Vec::new();
+        for var in ["GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT"] {
+            if let Some(a) = g.get(var) {
+                args.extend(fb_off_args(&crate::parse::cmdline::parse(&a.value)));
+            }
+        }
+        if !args.is_empty() {
+            return Some(("/etc/default/grub".into(), args));
+        }
+    }
+    let k = s.kernel_cmdline_file.ok()?;
+    let args = fb_off_args(&crate::parse::cmdline::parse(k));
+    (!args.is_empty()).then(|| ("/etc/kernel/cmdline".into(), args))
+}
+
+/// The running kernel's (major, minor), from `osrelease`.
+fn kernel_version(s: &Snapshot) -> Option<(u32, u32)> {
+    let r = s.osrelease.ok()?;
+    let mut it = r.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The kernel argument that keeps the firmware framebuffer off the boot GPU on this kernel:
+/// `initcall_blacklist=sysfb_init` from 5.15 on (and when the version is unknown), where sysfb
+/// registers a simple-framebuffer for simpledrm/simplefb that `video=efifb:off` does not reach;
+/// before 5.15, `video=vesafb:off` when the kernel log shows vesafb (BIOS boot), else
+/// `video=efifb:off`.
+pub fn framebuffer_off_arg(s: &Snapshot) -> &'static str {
+    match kernel_version(s) {
+        Some(v) if v < (5, 15) => {
+            let vesa = s
+                .kernel_log
+                .ok()
+                .is_some_and(|(_, recs)| recs.iter().any(|r| r.text.starts_with("vesafb:")));
+            if vesa {
+                "video=vesafb:off"
+            } else {
+                "video=efifb:off"
+            }
+        }
+        _ => "initcall_blacklist=sysfb_init",
+    }
+}
+
+/// Whether `gvtg fix --passthrough` should add [`framebuffer_off_arg`]: a named function is the
+/// boot VGA device and neither the running nor the next boot's command line keeps the firmware
+/// framebuffer off it.
+pub fn framebuffer_needs_arg(s: &Snapshot) -> bool {
+    members(s).iter().any(|m| m.boot_vga == Some(true))
+        && s.cmdline
+            .ok()
+            .map(fb_off_args)
+            .unwrap_or_default()
+            .is_empty()
+        && fb_off_next_boot(s).is_none()
 }
 
 // ---- passthrough.kvm-msrs --------------------------------------------------------------------
@@ -1068,30 +1364,26 @@ fn check_reset(s: &Snapshot, _: &Prior) -> Outcome {
     let mut none: Vec<&PciDevice> = Vec::new();
     let mut unknown = 0;
     let mut known: Vec<String> = Vec::new();
+    let mut amd_no_flr = false;
     for m in &ms {
         let path = format!("/sys/bus/pci/devices/{}/reset_method", m.address);
-        match m.reset_method.as_deref() {
-            None => {
+        let (r, amd) = reset_of(m);
+        amd_no_flr |= amd;
+        match r {
+            Reset::Unknown => {
                 unknown += 1;
                 o.push(path, "absent (kernel before 5.15): unknown");
             }
-            Some("") => {
+            Reset::None => {
                 none.push(m);
                 o.push(path, "empty: no reset method");
             }
-            Some(v) => {
+            Reset::Methods(v) => {
                 known.push(format!("{} {v}", m.address));
-                o.push(path, v.to_string());
+                o.push(path, v);
             }
         }
     }
-    let amd_no_flr = ms.iter().any(|m| {
-        m.vendor == 0x1002
-            && m.is_display()
-            && m.reset_method
-                .as_deref()
-                .is_some_and(|v| !v.split_whitespace().any(|x| x == "flr"))
-    });
     if !none.is_empty() {
         o.status = Status::Warn;
         o.summary = format!(
@@ -1431,6 +1723,25 @@ mod tests {
         let r = o.remedy.unwrap();
         assert!(r.contains("only network controller"), "{r}");
         assert!(r.contains("pcie_acs_override is in use"), "{r}");
+        // Viable through the override: a warning with the caveat and the way to real isolation.
+        let s = with(
+            snapshot_with(|t| {
+                nvidia(t, "vfio-pci", "vfio-pci");
+                t.file(
+                    "proc/cmdline",
+                    "pcie_acs_override=downstream,multifunction\n",
+                );
+            }),
+            &["0000:01:00.0"],
+        );
+        let o = check_group(&s, &NONE);
+        assert_eq!(o.status, Status::Warn);
+        assert!(
+            o.summary.contains("not from hardware isolation"),
+            "{}",
+            o.summary
+        );
+        assert!(o.remedy.unwrap().contains("CPU-attached slot"));
     }
 
     #[test]
@@ -1543,10 +1854,15 @@ mod tests {
             snapshot_with(|t| nvidia(t, "nvidia", "vfio-pci")),
             &["0000:01:00.0"],
         );
-        assert!(check_host_driver(&s, &NONE)
-            .remedy
-            .unwrap()
-            .contains("blacklist nvidia"));
+        let o = check_host_driver(&s, &NONE);
+        assert!(o.remedy.unwrap().contains("blacklist nvidia"));
+        // The only GPU on a GPU driver: the host's screen.
+        assert!(
+            o.summary
+                .contains("0000:01:00.0 is the only display function on a GPU driver (nvidia)"),
+            "{}",
+            o.summary
+        );
     }
 
     #[test]
@@ -1569,6 +1885,44 @@ mod tests {
             &["0000:01:00.0"],
         );
         assert_eq!(check_framebuffer(&s, &NONE).status, Status::Pass);
+        // 5.15+: the initcall; before: efifb (vesafb when the log shows a BIOS boot).
+        let s = with(
+            snapshot_with(|t| {
+                tree(t, "ro\n");
+                t.file("proc/sys/kernel/osrelease", "6.1.0-13-amd64\n");
+            }),
+            &["0000:01:00.0"],
+        );
+        assert_eq!(framebuffer_off_arg(&s), "initcall_blacklist=sysfb_init");
+        assert!(framebuffer_needs_arg(&s));
+        let s = with(
+            snapshot_with(|t| {
+                tree(t, "ro\n");
+                t.file("proc/sys/kernel/osrelease", "5.10.0-28-amd64\n");
+            }),
+            &["0000:01:00.0"],
+        );
+        assert_eq!(framebuffer_off_arg(&s), "video=efifb:off");
+        assert!(check_framebuffer(&s, &NONE)
+            .remedy
+            .unwrap()
+            .contains("older than 5.15"));
+        // Configured for the next boot only: a warning that says so, no remedy, no fix.
+        let s = with(
+            snapshot_with(|t| {
+                tree(t, "ro\n");
+                t.file(
+                    "etc/default/grub",
+                    "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet initcall_blacklist=sysfb_init\"\n",
+                );
+            }),
+            &["0000:01:00.0"],
+        );
+        let o = check_framebuffer(&s, &NONE);
+        assert_eq!(o.status, Status::Warn);
+        assert!(o.summary.contains("from the next boot on"), "{}", o.summary);
+        assert!(o.remedy.is_none());
+        assert!(!framebuffer_needs_arg(&s));
     }
 
     #[test]
@@ -1643,6 +1997,67 @@ mod tests {
             .evidence
             .iter()
             .any(|e| e.excerpt.contains("appears once")));
+    }
+
+    #[test]
+    fn vfio_nodes_need_no_acl_entry_but_the_acl_keeps_its_defaults() {
+        // libvirt adds /dev/vfio/N of every <hostdev> to the devices cgroup itself: a replaced
+        // ACL without it is fine, one without /dev/kvm is not. dynamic_ownership = 0 leaves the
+        // node to its udev owner.
+        let tree = |t: &mut Tree, conf: &str| {
+            nvidia(t, "vfio-pci", "vfio-pci");
+            t.file("etc/libvirt/qemu.conf", conf);
+            t.file("dev/vfio/vfio", "");
+            t.file("dev/vfio/1", "");
+            t.node("dev/vfio/vfio", "char", 0o666, 0, 0, Some((10, 196)));
+            t.node("dev/vfio/1", "char", 0o600, 0, 0, Some((243, 0)));
+            t.file(
+                "etc/passwd",
+                "root:x:0:0::/root:/bin/sh\nlibvirt-qemu:x:64055:108::/:/bin/false\n",
+            );
+            t.file("etc/group", "root:x:0:\nkvm:x:108:\n");
+        };
+        let s = with(
+            snapshot_with(|t| {
+                tree(
+                    t,
+                    "user = \"libvirt-qemu\"\ncgroup_device_acl = [ \"/dev/null\", \"/dev/full\", \"/dev/zero\", \"/dev/random\", \"/dev/urandom\", \"/dev/ptmx\", \"/dev/kvm\", \"/dev/userfaultfd\" ]\n",
+                )
+            }),
+            &["0000:01:00.0"],
+        );
+        let o = check_vfio_nodes(&s, &NONE);
+        assert_eq!(o.status, Status::Pass, "{}", o.summary);
+        assert!(o.evidence.iter().any(|e| e
+            .excerpt
+            .contains("libvirt adds /dev/vfio/vfio and /dev/vfio/N")));
+        let s = with(
+            snapshot_with(|t| {
+                tree(
+                    t,
+                    "user = \"libvirt-qemu\"\ncgroup_device_acl = [ \"/dev/null\", \"/dev/ptmx\", \"/dev/urandom\", \"/dev/vfio/1\" ]\n",
+                )
+            }),
+            &["0000:01:00.0"],
+        );
+        let o = check_vfio_nodes(&s, &NONE);
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.summary.contains("cgroup_device_acl lacks /dev/kvm"),
+            "{}",
+            o.summary
+        );
+        let s = with(
+            snapshot_with(|t| tree(t, "user = \"libvirt-qemu\"\ndynamic_ownership = 0\n")),
+            &["0000:01:00.0"],
+        );
+        let o = check_vfio_nodes(&s, &NONE);
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.summary.contains("/dev/vfio/1 not usable by libvirt-qemu"),
+            "{}",
+            o.summary
+        );
     }
 
     #[test]

@@ -28,17 +28,22 @@ pub fn run(args: &DoctorArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
             );
         }
     }
-    let listing = args.passthrough.as_ref().is_some_and(Vec::is_empty);
-    if listing && (args.json || args.format != Format::Text) {
-        anyhow::bail!(
-            "the passthrough candidate listing is text only; name a device (--passthrough PCI) for JSON or Prometheus output"
-        );
-    }
     let mut snap = Snapshot::collect(&ctx.root);
     match &args.passthrough {
         // `--passthrough` alone: list the candidates and how to choose.
         Some(p) if p.is_empty() => {
-            out.write_all(checks::passthrough::listing(&snap).as_bytes())?;
+            match if args.json { Format::Json } else { args.format } {
+                Format::Text => out.write_all(checks::passthrough::listing(&snap).as_bytes())?,
+                Format::Json => render::json::render_listing(
+                    &HostFacts::of(&snap),
+                    &checks::passthrough::candidate_list(&snap),
+                    out,
+                )?,
+                Format::Prometheus => render::prometheus::render_listing(
+                    &checks::passthrough::candidate_list(&snap),
+                    out,
+                )?,
+            }
             return Ok(0);
         }
         Some(p) => {

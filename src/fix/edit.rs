@@ -13,6 +13,45 @@ fn lines_keep(text: &str) -> Vec<&str> {
     text.split_inclusive('\n').collect()
 }
 
+/// systemd-tmpfiles.d: makes `line` the only line for its path (the second field), replacing a
+/// line for the same path in place (systemd-tmpfiles ignores later duplicates), else appending.
+pub fn tmpfiles_line(text: &str, line: &str) -> Result<Option<String>> {
+    let Some(path) = line.split_whitespace().nth(1) else {
+        bail!("not a tmpfiles.d line: {line}");
+    };
+    let same = |l: &str| {
+        let t: Vec<&str> = l.split_whitespace().collect();
+        t.len() >= 2 && !t[0].starts_with('#') && t[1] == path
+    };
+    match lines_keep(text).iter().position(|l| same(l)) {
+        Some(i) => replace_line(text, i + 1, line),
+        None => ensure_line(text, line),
+    }
+}
+
+/// modprobe.d: sets `key=value` on the `options MODULE` line `n`, replacing the key's value when
+/// the line has it, else appending it to the line.
+pub fn set_module_option(text: &str, n: usize, key: &str, value: &str) -> Result<Option<String>> {
+    let lines = lines_keep(text);
+    let Some(old) = lines.get(n.wrapping_sub(1)) else {
+        bail!("line {n} does not exist");
+    };
+    let body = old.trim_end_matches(['\n', '\r']);
+    let mut toks: Vec<String> = body.split_whitespace().map(str::to_string).collect();
+    if toks.first().map(String::as_str) != Some("options") {
+        bail!("line {n} is not an `options` line");
+    }
+    let want = format!("{key}={value}");
+    match toks.iter().position(|t| {
+        t.split('=').next().map(|k| k.replace('-', "_")) == Some(key.replace('-', "_"))
+    }) {
+        Some(i) if toks[i] == want => return Ok(None),
+        Some(i) => toks[i] = want,
+        None => toks.push(want),
+    }
+    replace_line(text, n, &toks.join(" "))
+}
+
 /// Appends `line` (without newline) to `text` unless a line equal to it (trimmed) is present.
 pub fn ensure_line(text: &str, line: &str) -> Result<Option<String>> {
     if text.lines().any(|l| l.trim() == line.trim()) {
@@ -476,9 +515,34 @@ fn list_span(text: &str, from: usize) -> Result<(usize, usize)> {
 /// qemu.conf: adds libvirt's default devices that a set `cgroup_device_acl` lacks, to the FIRST
 /// occurrence (the one libvirt reads), in place. Nothing else in the file changes.
 pub fn qemu_acl(text: &str) -> Result<Option<String>> {
+    qemu_acl_with(text, &[])
+}
+
+/// qemu.conf: like [`qemu_acl`], and also adds `extra` (`/dev/kvmfr0`) to the FIRST
+/// `cgroup_device_acl`. When the key is unset and `extra` is not empty, appends a
+/// `cgroup_device_acl` holding libvirt's defaults and `extra` (setting the key replaces the
+/// default list, so the defaults must be written out).
+pub fn qemu_acl_with(text: &str, extra: &[String]) -> Result<Option<String>> {
     let conf = parse::qemu_conf::parse(text).map_err(|e| anyhow::anyhow!("qemu.conf: {e}"))?;
     let Some(entry) = conf.get("cgroup_device_acl") else {
-        return Ok(None);
+        if extra.is_empty() {
+            return Ok(None);
+        }
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        let items: Vec<String> = DEFAULT_ACL
+            .iter()
+            .map(|d| d.to_string())
+            .chain(extra.iter().cloned())
+            .map(|d| format!("    \"{d}\""))
+            .collect();
+        out.push_str(&format!(
+            "\n# libvirt's default devices, plus what gvtg fix added\ncgroup_device_acl = [\n{}\n]\n",
+            items.join(",\n")
+        ));
+        return Ok(Some(out));
     };
     let parse::qemu_conf::Value::List(items) = &entry.value else {
         bail!("cgroup_device_acl is not a list");
@@ -490,11 +554,16 @@ pub fn qemu_acl(text: &str) -> Result<Option<String>> {
             _ => None,
         })
         .collect();
-    let missing: Vec<&str> = DEFAULT_ACL
+    let mut missing: Vec<&str> = DEFAULT_ACL
         .iter()
         .copied()
         .filter(|d| !have.contains(d))
         .collect();
+    for e in extra {
+        if !have.contains(&e.as_str()) && !missing.contains(&e.as_str()) {
+            missing.push(e);
+        }
+    }
     if missing.is_empty() {
         return Ok(None);
     }
@@ -570,6 +639,80 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn tmpfiles_line_replaces_the_same_path_only() {
+        let t = "# mine\nf /dev/shm/looking-glass 0600 qemu qemu -\nd /run/x 0755 root root -\n";
+        let o = tmpfiles_line(t, "f /dev/shm/looking-glass 0660 alex kvm -")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            o,
+            "# mine\nf /dev/shm/looking-glass 0660 alex kvm -\nd /run/x 0755 root root -\n"
+        );
+        assert_eq!(
+            tmpfiles_line(&o, "f /dev/shm/looking-glass 0660 alex kvm -").unwrap(),
+            None
+        );
+        assert_eq!(
+            tmpfiles_line("", "f /dev/shm/looking-glass 0660 alex kvm -")
+                .unwrap()
+                .unwrap(),
+            "f /dev/shm/looking-glass 0660 alex kvm -\n"
+        );
+        assert!(tmpfiles_line("", "garbage").is_err());
+    }
+
+    #[test]
+    fn module_option_value_is_replaced_in_place() {
+        let t = "# LG\noptions kvmfr static_size_mb=32 other=1\n";
+        assert_eq!(
+            set_module_option(t, 2, "static_size_mb", "128")
+                .unwrap()
+                .unwrap(),
+            "# LG\noptions kvmfr static_size_mb=128 other=1\n"
+        );
+        assert_eq!(
+            set_module_option(t, 2, "static_size_mb", "32").unwrap(),
+            None
+        );
+        assert_eq!(
+            set_module_option("options kvmfr\n", 1, "static_size_mb", "64")
+                .unwrap()
+                .unwrap(),
+            "options kvmfr static_size_mb=64\n"
+        );
+        assert!(set_module_option(t, 1, "static_size_mb", "64").is_err());
+    }
+
+    #[test]
+    fn acl_gets_extra_entries_and_an_unset_key_gets_the_defaults() {
+        let t = "# c\ncgroup_device_acl = [\n    \"/dev/null\", \"/dev/kvm\"\n]\ncgroup_device_acl = [ \"/dev/kvmfr0\" ]\n";
+        let o = qemu_acl_with(t, &["/dev/kvmfr0".to_string()])
+            .unwrap()
+            .unwrap();
+        // The first key gains the node (and the defaults); the ignored second one is untouched.
+        let first = &o[..o.find("]\n").unwrap()];
+        assert!(first.contains("\"/dev/kvmfr0\""), "{o}");
+        assert!(first.contains("\"/dev/userfaultfd\""), "{o}");
+        assert!(
+            o.ends_with("cgroup_device_acl = [ \"/dev/kvmfr0\" ]\n"),
+            "{o}"
+        );
+        assert_eq!(
+            qemu_acl_with(&o, &["/dev/kvmfr0".to_string()]).unwrap(),
+            None
+        );
+        let o = qemu_acl_with("#user = \"x\"\n", &["/dev/kvmfr0".to_string()])
+            .unwrap()
+            .unwrap();
+        let conf = parse::qemu_conf::parse(&o).unwrap();
+        let l = conf.get_list("cgroup_device_acl").unwrap();
+        assert_eq!(l.len(), DEFAULT_ACL.len() + 1, "{o}");
+        assert_eq!(l.last(), Some(&"/dev/kvmfr0"));
+        // Without extras an unset key stays unset (libvirt's default list applies).
+        assert_eq!(qemu_acl("#user = \"x\"\n").unwrap(), None);
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub struct Wants {
     pub pt_initrd: bool,
     /// Passthrough: `boot.extraModprobeConfig` lines (vfio-pci ids, softdeps, kvm ignore_msrs).
     pub pt_modprobe: Vec<String>,
+    /// Looking Glass: `systemd.tmpfiles.rules`.
+    pub lg_tmpfiles: Vec<String>,
+    /// Looking Glass: kvmfr from `config.boot.kernelPackages.kvmfr`, loaded at boot.
+    pub lg_kvmfr: bool,
+    /// Looking Glass: `services.udev.extraRules` lines (the kvmfr rule).
+    pub lg_udev: Vec<String>,
+    /// Looking Glass: the whole ACL it needs (the host's list, libvirt's defaults and
+    /// `/dev/kvmfr0`); merged into `acl` when the GVT-g fix sets one too.
+    pub lg_acl: Vec<String>,
 }
 
 /// A Nix string literal (double-quoted, `\`, `"` and `${` escaped).
@@ -77,7 +86,13 @@ fn uuid_for(ty: &str) -> String {
 pub fn snippet(w: &Wants) -> Option<String> {
     let gvt =
         w.gvt || w.params || !w.modules.is_empty() || w.udev || w.acl.is_some() || w.vgpu.is_some();
-    let pt = !w.pt_params.is_empty() || w.pt_initrd || !w.pt_modprobe.is_empty();
+    let pt = !w.pt_params.is_empty()
+        || w.pt_initrd
+        || !w.pt_modprobe.is_empty()
+        || !w.lg_tmpfiles.is_empty()
+        || w.lg_kvmfr
+        || !w.lg_udev.is_empty()
+        || !w.lg_acl.is_empty();
     if !gvt && !pt {
         return None;
     }
@@ -129,18 +144,46 @@ pub fn snippet(w: &Wants) -> Option<String> {
             "  boot.initrd.kernelModules = [ \"vfio_pci\" \"vfio\" \"vfio_iommu_type1\" ];\n",
         );
     }
-    if !w.modules.is_empty() {
-        let m: Vec<String> = w.modules.iter().map(|m| nix_str(m)).collect();
+    let mut modules: Vec<String> = w.modules.clone();
+    if w.lg_kvmfr {
+        o.push_str("  boot.extraModulePackages = [ config.boot.kernelPackages.kvmfr ];\n");
+        modules.push("kvmfr".into());
+    }
+    if !modules.is_empty() {
+        let m: Vec<String> = modules.iter().map(|m| nix_str(m)).collect();
         let _ = writeln!(o, "  boot.kernelModules = [ {} ];", m.join(" "));
     }
+    let mut udev: Vec<String> = Vec::new();
     if w.udev {
+        udev.push(super::UDEV_RULE.to_string());
+    }
+    udev.extend(w.lg_udev.iter().cloned());
+    if !udev.is_empty() {
         let _ = writeln!(
             o,
-            "  services.udev.extraRules = ''\n    {}\n  '';",
-            super::UDEV_RULE
+            "  services.udev.extraRules = ''\n{}  '';",
+            udev.iter()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
         );
     }
-    if let Some(acl) = &w.acl {
+    if !w.lg_tmpfiles.is_empty() {
+        let r: Vec<String> = w.lg_tmpfiles.iter().map(|l| nix_str(l)).collect();
+        let _ = writeln!(o, "  systemd.tmpfiles.rules = [ {} ];", r.join(" "));
+    }
+    let acl: Option<Vec<String>> = match (&w.acl, w.lg_acl.is_empty()) {
+        (a, true) => a.clone(),
+        (a, false) => {
+            let mut l: Vec<String> = a.clone().unwrap_or_default();
+            for e in &w.lg_acl {
+                if !l.contains(e) {
+                    l.push(e.clone());
+                }
+            }
+            Some(l)
+        }
+    };
+    if let Some(acl) = &acl {
         let items: Vec<String> = acl.iter().map(|a| format!("      \"{a}\",")).collect();
         let _ = writeln!(
             o,

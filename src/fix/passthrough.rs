@@ -1,7 +1,9 @@
 //! `gvtg fix --passthrough PCI`: the whole-GPU VFIO passthrough part of the plan.
 //!
 //! Kernel arguments (`intel_iommu=on` when this kernel leaves VT-d off, `iommu=pt`) through the
-//! same per-boot-loader code as the GVT-g fixes; `/etc/modprobe.d/vfio.conf` with
+//! same per-boot-loader code as the GVT-g fixes, with the argument that keeps the firmware
+//! framebuffer off a boot GPU (`initcall_blacklist=sysfb_init` on 5.15+, `video=efifb:off`
+//! before); `/etc/modprobe.d/vfio.conf` with
 //! `options vfio-pci ids=…` (merged, never dropping an id) and a `softdep HOST pre: vfio-pci`
 //! per host driver; `options kvm ignore_msrs=1` in `/etc/modprobe.d/kvm.conf`; vfio modules in
 //! the initramfs plus its rebuild. A group that is not viable gets a note naming the devices
@@ -85,7 +87,14 @@ pub(super) fn plan(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()>
         ));
     }
 
-    let (args, off) = wanted_args(s);
+    let (mut args, off) = wanted_args(s);
+    // The boot GPU's firmware framebuffer: the argument this kernel needs (5.15+ or not).
+    let fb = checks::passthrough::framebuffer_needs_arg(s)
+        .then(|| checks::passthrough::framebuffer_off_arg(s).to_string());
+    let iommu_args = !args.is_empty() || !off.is_empty();
+    if let Some(a) = &fb {
+        args.push(a.clone());
+    }
     let want_binding = bad(&results, "passthrough.binding", true);
     let (ids, hosts) = if want_binding {
         checks::passthrough::binding_needs(s)
@@ -105,7 +114,41 @@ pub(super) fn plan(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()>
             .any(|(_, m)| m.iter().any(|x| x.replace('-', "_") == "vfio_pci"));
     let want_initrd = want_binding && !early;
 
+    let lg = checks::looking_glass::needs(s);
+
     if loader == BootLoader::NixOs {
+        // nixpkgs packages kvmfr: the snippet installs it, so "not installed" is no note here.
+        b.plan.notes.extend(
+            lg.notes
+                .iter()
+                .filter(|n| !(lg.kvmfr_missing && n.starts_with("kvmfr is not installed")))
+                .cloned(),
+        );
+        if let Some(t) = &lg.tmpfiles {
+            b.nix.lg_tmpfiles.push(t.clone());
+        }
+        if lg.kvmfr_load || lg.kvmfr_missing || lg.kvmfr_size_mb.is_some() {
+            b.nix.lg_kvmfr = true;
+        }
+        if let Some(v) = lg.kvmfr_size_value() {
+            b.nix
+                .pt_modprobe
+                .push(format!("options kvmfr static_size_mb={v}"));
+        }
+        if let Some(u) = &lg.kvmfr_udev {
+            b.nix.lg_udev.push(u.clone());
+        }
+        if !lg.acl.is_empty() {
+            let mut l = super::acl_list(s);
+            l.extend(
+                lg.acl
+                    .iter()
+                    .filter(|e| !l.contains(e))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            b.nix.lg_acl = l;
+        }
         b.nix.pt_params = args;
         b.nix.pt_initrd = want_initrd;
         if !ids.is_empty() {
@@ -133,7 +176,12 @@ pub(super) fn plan(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()>
 
     let mut changed = false;
     if !args.is_empty() || !off.is_empty() {
-        changed |= kernel_args(b, root, s, &args, iommu_off, &off, "passthrough.iommu");
+        let reason = match (iommu_args, fb.is_some()) {
+            (true, true) => "passthrough.iommu, passthrough.framebuffer",
+            (false, true) => "passthrough.framebuffer",
+            _ => "passthrough.iommu",
+        };
+        changed |= kernel_args(b, root, s, &args, iommu_off, &off, reason);
     }
     let mut modprobe = false;
     if !ids.is_empty() {
@@ -180,6 +228,9 @@ pub(super) fn plan(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()>
             }
         };
     }
+    b.plan.notes.extend(lg.notes.iter().cloned());
+    let lg_modprobe = looking_glass(b, s, &lg);
+    initrd_changed |= lg_modprobe;
     if initrd_changed {
         b.rebuild_initramfs(initrd);
     }
@@ -191,6 +242,88 @@ pub(super) fn plan(b: &mut Builder, root: &HostRoot, s: &Snapshot) -> Result<()>
         ));
     }
     Ok(())
+}
+
+/// The Looking Glass edits ([`checks::looking_glass::needs`]): the tmpfiles.d line, kvmfr at boot
+/// with its size, the kvmfr udev rule and the qemu.conf ACL. True when a modprobe.d file changed.
+fn looking_glass(b: &mut Builder, s: &Snapshot, lg: &checks::looking_glass::Needs) -> bool {
+    use checks::looking_glass as l;
+    const WHY: &str = "passthrough.looking-glass";
+    if let Some(t) = &lg.tmpfiles {
+        if b.try_edit(l::TMPFILES_FILE, WHY, |x| edit::tmpfiles_line(x, t)) {
+            b.command(
+                vec![
+                    "systemd-tmpfiles".into(),
+                    "--create".into(),
+                    format!("/{}", l::TMPFILES_FILE),
+                ],
+                "create /dev/shm/looking-glass with its owner and mode now",
+            );
+        }
+    }
+    // Not for a module this kernel lacks: modules-load.d would fail at every boot.
+    if lg.kvmfr_load && !lg.kvmfr_missing {
+        b.try_edit(l::KVMFR_LOAD, WHY, |x| edit::ensure_line(x, "kvmfr"));
+        b.plan.reboot = true;
+    }
+    let mut modprobe = false;
+    if let Some(m) = lg.kvmfr_size_value() {
+        // Change the line that sets it now (the last one wins), when it is under /etc.
+        let last = checks::support::configured_param(s, "kvmfr", "static_size_mb")
+            .into_iter()
+            .rev()
+            .find_map(|p| {
+                let (f, n) = p.origin.rsplit_once(':')?;
+                let n: usize = n.parse().ok()?;
+                f.starts_with("/etc/")
+                    .then(|| (f.trim_start_matches('/').to_string(), n))
+            });
+        modprobe |= match last {
+            Some((rel, n)) => b.try_edit(&rel, WHY, |x| {
+                edit::set_module_option(x, n, "static_size_mb", &m)
+            }),
+            None => b.try_edit(l::KVMFR_MODPROBE, WHY, |x| {
+                edit::ensure_line(x, &format!("options kvmfr static_size_mb={m}"))
+            }),
+        };
+        if modprobe {
+            b.plan.follow_ups.push(
+                "reload kvmfr for its new size (no VM using it): sudo modprobe -r kvmfr && sudo modprobe kvmfr".into(),
+            );
+        }
+    }
+    if let Some(u) = &lg.kvmfr_udev {
+        if b.try_edit(l::KVMFR_UDEV, WHY, |x| edit::ensure_line(x, u)) {
+            b.command(
+                vec!["udevadm".into(), "control".into(), "--reload".into()],
+                "load the new udev rule",
+            );
+            b.command(
+                vec![
+                    "udevadm".into(),
+                    "trigger".into(),
+                    "--subsystem-match=kvmfr".into(),
+                    "--action=change".into(),
+                ],
+                "apply it to existing /dev/kvmfr nodes",
+            );
+        }
+    }
+    if !lg.acl.is_empty() {
+        let rel = s
+            .qemu_conf
+            .ok()
+            .map_or("etc/libvirt/qemu.conf".to_string(), |f| {
+                f.path.trim_start_matches('/').to_string()
+            });
+        if b.try_edit(&rel, WHY, |x| edit::qemu_acl_with(x, &lg.acl)) {
+            let f = "sudo systemctl restart libvirtd   (or virtqemud)".to_string();
+            if !b.plan.follow_ups.contains(&f) {
+                b.plan.follow_ups.push(f);
+            }
+        }
+    }
+    modprobe
 }
 
 #[cfg(test)]

@@ -263,6 +263,8 @@ pub struct Snapshot {
     /// PCI functions named by `gvtg doctor --passthrough` (full addresses). Not read from the
     /// host: the doctor sets it after collecting, and the passthrough checks judge these.
     pub passthrough: Vec<String>,
+    /// Looking Glass: its shared-memory files, kvmfr nodes and the configuration naming them.
+    pub looking_glass: LookingGlass,
 }
 
 /// Modules the checks need to know about from the module files.
@@ -285,6 +287,8 @@ pub const MODULES_OF_INTEREST: &[&str] = &[
     "snd_hda_intel",
     "xhci_pci",
     "i2c_nvidia_gpu",
+    // Looking Glass's shared-memory module (out of tree, DKMS).
+    "kvmfr",
 ];
 
 impl Snapshot {
@@ -414,6 +418,7 @@ impl Snapshot {
             initramfs_modules: read_initramfs_modules(root),
             kvm_ignore_msrs: root.read_attr("sys/module/kvm/parameters/ignore_msrs"),
             passthrough: Vec::new(),
+            looking_glass: read_looking_glass(root),
         }
     }
 
@@ -1096,4 +1101,124 @@ mod tests {
         assert!(s.mdev_parents.is_missing());
         assert!(s.intel_igds().is_empty());
     }
+}
+
+/// A `/dev/shm/looking-glass*` file.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ShmFile {
+    /// Path as the host sees it (`/dev/shm/looking-glass`).
+    pub path: String,
+    /// Type, mode and owner.
+    pub node: NodeInfo,
+    /// Size in bytes; None when only the side file describes it (a captured placeholder).
+    pub size: Option<u64>,
+}
+
+/// What Looking Glass (IVSHMEM shared memory between guest and host) uses and how it is set up.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct LookingGlass {
+    /// `/dev/shm/looking-glass*`.
+    pub shm: Vec<ShmFile>,
+    /// `/dev/kvmfr*` nodes by name (`kvmfr0`).
+    pub kvmfr_nodes: BTreeMap<String, NodeInfo>,
+    /// `/sys/module/kvmfr/parameters/static_size_mb` (the live sizes, comma-separated MiB).
+    pub kvmfr_live_sizes: Option<String>,
+    /// systemd-tmpfiles.d files mentioning looking-glass (`/etc`, `/run`, `/usr/lib`).
+    pub tmpfiles: Vec<TextFile>,
+    /// udev rules mentioning kvmfr.
+    pub udev: Vec<TextFile>,
+    /// libvirt domain definitions (`/etc/libvirt/qemu/*.xml`) mentioning looking-glass, kvmfr
+    /// or an ivshmem device.
+    pub domains: Vec<TextFile>,
+}
+
+/// Reads [`Snapshot::looking_glass`]. Small files only; the shared memory itself is never read.
+fn read_looking_glass(root: &HostRoot) -> LookingGlass {
+    let mut lg = LookingGlass::default();
+    let mut shm_names: BTreeSet<String> = root
+        .read_dir("dev/shm")
+        .into_ok()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.starts_with("looking-glass"))
+        .collect();
+    shm_names.extend(
+        root.side()
+            .nodes_under("dev/shm/")
+            .map(|(p, _)| p.trim_start_matches("dev/shm/").to_string())
+            .filter(|n| n.starts_with("looking-glass") && !n.contains('/')),
+    );
+    for n in shm_names {
+        let rel = format!("dev/shm/{n}");
+        let Some(node) = root.node(&rel).into_ok() else {
+            continue;
+        };
+        let size = if root.side().node(&rel).is_some() {
+            None
+        } else {
+            std::fs::metadata(root.path(&rel)).ok().map(|m| m.len())
+        };
+        lg.shm.push(ShmFile {
+            path: HostRoot::display(&rel),
+            node,
+            size,
+        });
+    }
+    let kvmfr = root.read_dir("dev").map(|names| {
+        names
+            .into_iter()
+            .filter(|n| n.starts_with("kvmfr"))
+            .filter_map(|n| Some((n.clone(), root.node(&format!("dev/{n}")).into_ok()?)))
+            .collect::<BTreeMap<_, _>>()
+    });
+    lg.kvmfr_nodes = merge_side_nodes(root, "dev/", kvmfr)
+        .into_ok()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("kvmfr"))
+        .collect();
+    lg.kvmfr_live_sizes = root
+        .read_attr("sys/module/kvmfr/parameters/static_size_mb")
+        .into_ok();
+    let texts = |dirs: &[&str], ext: &str, needles: &[&str]| -> Vec<TextFile> {
+        let mut out = Vec::new();
+        for dir in dirs {
+            if let Probe::Ok(mut names) = root.read_dir(dir) {
+                names.sort();
+                for n in names.iter().filter(|n| n.ends_with(ext)) {
+                    let rel = format!("{dir}/{n}");
+                    if let Probe::Ok(text) = root.read(&rel) {
+                        if needles.iter().any(|k| text.contains(k)) {
+                            out.push(TextFile {
+                                path: HostRoot::display(&rel),
+                                text,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
+    };
+    lg.tmpfiles = texts(
+        &["etc/tmpfiles.d", "run/tmpfiles.d", "usr/lib/tmpfiles.d"],
+        ".conf",
+        &["looking-glass"],
+    );
+    lg.udev = texts(
+        &[
+            "etc/udev/rules.d",
+            "run/udev/rules.d",
+            "usr/lib/udev/rules.d",
+            "lib/udev/rules.d",
+        ],
+        ".rules",
+        &["kvmfr"],
+    );
+    lg.domains = texts(
+        &["etc/libvirt/qemu"],
+        ".xml",
+        &["looking-glass", "kvmfr", "ivshmem"],
+    );
+    lg
 }

@@ -72,3 +72,31 @@ pub fn render(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
 }
+
+#[derive(Serialize)]
+struct ListingDoc<'a> {
+    schema_version: u32,
+    tool: Tool,
+    host: &'a HostFacts,
+    candidates: &'a [crate::checks::passthrough::Candidate],
+}
+
+/// Writes the passthrough candidate listing (`gvtg doctor --passthrough --json` without a
+/// device) as one pretty-printed JSON document (docs/json-schema.md).
+pub fn render_listing(
+    host: &HostFacts,
+    candidates: &[crate::checks::passthrough::Candidate],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let doc = ListingDoc {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool {
+            name: "gvtg",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        host,
+        candidates,
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}

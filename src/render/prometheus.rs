@@ -75,3 +75,51 @@ pub fn render(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     )?;
     Ok(())
 }
+
+/// Writes the passthrough candidate listing as metrics: one `gvtg_passthrough_candidate` series
+/// per display-class function (labels: address, id, driver, IOMMU group, boot VGA) and, for
+/// those in an IOMMU group, `gvtg_passthrough_group_viable` (1 when VFIO could take the group).
+pub fn render_listing(
+    candidates: &[crate::checks::passthrough::Candidate],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "# HELP gvtg_passthrough_candidates Number of display-class PCI functions that could be passed through."
+    )?;
+    writeln!(out, "# TYPE gvtg_passthrough_candidates gauge")?;
+    writeln!(out, "gvtg_passthrough_candidates {}", candidates.len())?;
+    writeln!(
+        out,
+        "# HELP gvtg_passthrough_candidate A display-class PCI function (always 1; the labels carry the facts)."
+    )?;
+    writeln!(out, "# TYPE gvtg_passthrough_candidate gauge")?;
+    for c in candidates {
+        let f = &c.function;
+        writeln!(
+            out,
+            "gvtg_passthrough_candidate{{address=\"{}\",id=\"{}\",driver=\"{}\",iommu_group=\"{}\",boot_vga=\"{}\"}} 1",
+            esc(&f.address),
+            esc(&f.id),
+            esc(f.driver.as_deref().unwrap_or("")),
+            c.iommu_group.map(|g| g.to_string()).unwrap_or_default(),
+            c.boot_vga == Some(true)
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP gvtg_passthrough_group_viable 1 when every other member of the candidate's IOMMU group is a bridge, its own function, unbound or on vfio-pci/pci-stub; absent without an IOMMU group."
+    )?;
+    writeln!(out, "# TYPE gvtg_passthrough_group_viable gauge")?;
+    for c in candidates {
+        if let (Some(g), Some(v)) = (c.iommu_group, c.viable) {
+            writeln!(
+                out,
+                "gvtg_passthrough_group_viable{{address=\"{}\",iommu_group=\"{g}\"}} {}",
+                esc(&c.function.address),
+                u8::from(v)
+            )?;
+        }
+    }
+    Ok(())
+}

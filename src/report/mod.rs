@@ -259,6 +259,49 @@ impl<'a> Collector<'a> {
                 }
             }
         }
+        // Looking Glass (passthrough.looking-glass): tmpfiles.d lines, kvmfr udev rules, domains
+        // naming its memory, kvmfr's live sizes; the shared memory itself only as a node.
+        for (dirs, ext, needle) in [
+            (
+                &["etc/tmpfiles.d", "run/tmpfiles.d", "usr/lib/tmpfiles.d"][..],
+                ".conf",
+                "looking-glass",
+            ),
+            (UDEV_DIRS, ".rules", "kvmfr"),
+        ] {
+            for d in dirs {
+                if let Probe::Ok(names) = src.read_dir(d) {
+                    for n in names.iter().filter(|n| n.ends_with(ext)) {
+                        let rel = format!("{d}/{n}");
+                        if src.read(&rel).into_ok().is_some_and(|t| t.contains(needle)) {
+                            self.mkdir(d)?;
+                            self.file(&rel, Kind::Text)?;
+                        }
+                    }
+                }
+            }
+        }
+        if let Probe::Ok(names) = src.read_dir("etc/libvirt/qemu") {
+            for n in names.iter().filter(|n| n.ends_with(".xml")) {
+                let rel = format!("etc/libvirt/qemu/{n}");
+                if src.read(&rel).into_ok().is_some_and(|t| {
+                    t.contains("looking-glass") || t.contains("kvmfr") || t.contains("ivshmem")
+                }) {
+                    self.file(&rel, Kind::Xml)?;
+                }
+            }
+        }
+        self.file("sys/module/kvmfr/parameters/static_size_mb", Kind::Verbatim)?;
+        if let Probe::Ok(names) = src.read_dir("dev/shm") {
+            for n in names.iter().filter(|n| n.starts_with("looking-glass")) {
+                self.node(&format!("dev/shm/{n}"));
+            }
+        }
+        if let Probe::Ok(names) = src.read_dir("dev") {
+            for n in names.iter().filter(|n| n.starts_with("kvmfr")) {
+                self.node(&format!("dev/{n}"));
+            }
+        }
         // Device nodes.
         self.node("dev/kvm");
         if let Probe::Ok(names) = src.read_dir("dev/vfio") {
