@@ -608,11 +608,10 @@ fn check_iommu(s: &Snapshot, _: &Prior) -> Outcome {
         "intel_iommu=on iommu=pt"
     };
     let pt = iommu_param.as_deref() == Some("pt");
-    let mut o = if cpu.and_then(|c| c.has_flag("hypervisor")) == Some(true) {
-        Outcome::warn(format!(
-            "running inside a VM: passthrough needs {tech} on the real host (nested passthrough needs a virtual IOMMU)"
-        ))
-    } else if cpu.and_then(|c| c.has_flag(virt)) == Some(false) {
+    let in_vm = cpu.and_then(|c| c.has_flag("hypervisor")) == Some(true);
+    // Inside a VM a missing vmx/svm flag only means no nested virtualization: the IOMMU verdict
+    // below still holds for this (virtual) machine, and the VM note is added after it.
+    let mut o = if !in_vm && cpu.and_then(|c| c.has_flag(virt)) == Some(false) {
         Outcome::fail(format!(
             "CPU virtualization is off (no {virt} flag): KVM cannot run, so nothing can be passed through"
         ))
@@ -676,6 +675,17 @@ fn check_iommu(s: &Snapshot, _: &Prior) -> Outcome {
             .fix(support::add_kernel_params(s, want))
         }
     };
+    if in_vm {
+        let note = format!(
+            "running inside a VM: passing a device through from here needs nested virtualization and a virtual IOMMU; on the real host it needs {tech}"
+        );
+        if o.status == Status::Pass {
+            o.status = Status::Warn;
+            o.summary = format!("{note}; here: {}", o.summary);
+        } else {
+            o.summary = format!("{} ({note})", o.summary);
+        }
+    }
     for (p, e) in ev {
         o.push(p, e);
     }
@@ -1072,14 +1082,16 @@ fn check_host_driver(s: &Snapshot, _: &Prior) -> Outcome {
         }
     }
     if held.is_empty() {
-        o.summary = format!(
-            "no host driver holds {} ({})",
-            ms.iter()
-                .map(|m| m.address.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            drivers.join("/")
-        );
+        let addrs = ms
+            .iter()
+            .map(|m| m.address.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        o.summary = if drivers.is_empty() {
+            format!("no host driver holds {addrs}")
+        } else {
+            format!("no host driver holds {addrs} ({})", drivers.join("/"))
+        };
         return o;
     }
     o.status = Status::Fail;
@@ -1486,7 +1498,10 @@ fn check_vfio_nodes(s: &Snapshot, _: &Prior) -> Outcome {
         );
     }
     if bad.is_empty() {
-        o.summary = if ready.is_empty() {
+        o.summary = if ready.is_empty() && waiting.is_empty() {
+            "no group node: the device is in no IOMMU group (passthrough.iommu, passthrough.group)"
+                .to_string()
+        } else if ready.is_empty() {
             format!(
                 "no group node yet ({}): bind the device to vfio-pci first (passthrough.binding)",
                 waiting.join(", ")
@@ -1653,6 +1668,45 @@ mod tests {
             .evidence
             .iter()
             .any(|e| e.excerpt.contains("do not count")));
+    }
+
+    #[test]
+    fn inside_a_vm_the_iommu_verdict_still_counts() {
+        // A guest without a virtual IOMMU: a failure (not a warning), with the VM named.
+        let s = snapshot_with(|t| {
+            t.file(
+                "proc/cpuinfo",
+                "vendor_id\t: GenuineIntel\nflags\t\t: fpu hypervisor\n",
+            );
+        });
+        let o = check_iommu(&s, &NONE);
+        assert_eq!(o.status, Status::Fail, "{}", o.summary);
+        assert!(o.summary.starts_with("no Intel VT-d"), "{}", o.summary);
+        assert!(o.summary.contains("running inside a VM"), "{}", o.summary);
+        // A guest with a virtual IOMMU: a warning that says what works here.
+        let s = snapshot_with(|t| {
+            nvidia(t, "vfio-pci", "vfio-pci");
+            t.file(
+                "proc/cpuinfo",
+                "vendor_id\t: AuthenticAMD\nflags\t\t: fpu hypervisor\n",
+            );
+        });
+        let o = check_iommu(&s, &NONE);
+        assert_eq!(o.status, Status::Warn, "{}", o.summary);
+        assert!(o.summary.contains("; here: AMD-Vi on"), "{}", o.summary);
+    }
+
+    #[test]
+    fn host_driver_summary_has_no_empty_parentheses() {
+        // A NIC passed through has no host driver in the table to name.
+        let s = with(
+            snapshot_with(|t| {
+                dev(t, "0000:05:00.0", (0x8086, 0x10d3), 0x020000, None, 7);
+            }),
+            &["0000:05:00.0"],
+        );
+        let o = check_host_driver(&s, &NONE);
+        assert_eq!(o.summary, "no host driver holds 0000:05:00.0");
     }
 
     #[test]
