@@ -831,8 +831,37 @@ proptest! {
         for (at, v) in flips {
             elf[at % len] = v;
         }
-        let _ = kmod::modinfo_fields(&elf);
+        let whole = kmod::modinfo_fields(&elf);
         let _ = kmod::decompress("mutated", &elf);
+        // The file reader (pread of headers, `.modinfo` and trailer only) agrees with the
+        // whole-image parser on every mutation, errors included.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mutated.ko");
+        std::fs::write(&path, &elf).expect("write");
+        match (whole, kmod::modinfo_file(&path)) {
+            (Ok(fields), Ok(mi)) => {
+                prop_assert_eq!(fields, mi.fields);
+                prop_assert_eq!(kmod::signature_present(&elf), mi.signed);
+            }
+            (Err(_), Err(_)) => {}
+            (w, f) => prop_assert!(false, "slice {:?} vs file {:?}", w.map(|_| ()), f.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn signed_trailer_read_from_file_agrees(
+        body in proptest::collection::vec(any::<u8>(), 0..256),
+        modsig in proptest::collection::vec(any::<u8>(), 12..=12),
+    ) {
+        let mut elf = modinfo_elf(b"license=GPL\0", true, false);
+        elf.extend_from_slice(&body);
+        elf.extend_from_slice(&modsig);
+        elf.extend_from_slice(b"~Module signature appended~\n");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signed.ko");
+        std::fs::write(&path, &elf).expect("write");
+        let mi = kmod::modinfo_file(&path).expect("valid ELF");
+        prop_assert_eq!(kmod::signature_present(&elf), mi.signed);
     }
 }
 
