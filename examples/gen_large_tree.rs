@@ -32,12 +32,16 @@ fn parse() -> Result<(PathBuf, PathBuf, Spec), String> {
             "-h" | "--help" => return Err(USAGE.into()),
             "--base" => base = PathBuf::from(args.next().ok_or("--base needs a directory")?),
             flag if flag.starts_with("--") => {
-                let v = args.next().ok_or_else(|| format!("{flag} needs a number"))?;
+                let v = args
+                    .next()
+                    .ok_or_else(|| format!("{flag} needs a number"))?;
                 let n: u64 = v
                     .parse()
                     .map_err(|_| format!("{flag} {v:?}: not a non-negative integer"))?;
                 if flag == "--scale" {
-                    scale = usize::try_from(n).map_err(|_| "--scale is too large")?.max(1);
+                    scale = usize::try_from(n)
+                        .map_err(|_| "--scale is too large")?
+                        .max(1);
                 } else {
                     set.push((flag.to_string(), n));
                 }

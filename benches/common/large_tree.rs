@@ -110,7 +110,11 @@ impl Rng {
 }
 
 /// Paths of the base tree that the generator replaces (and drops from its side file).
-const REPLACED: &[&str] = &["sys/class/mdev_bus", "sys/bus/mdev", "sys/kernel/iommu_groups"];
+const REPLACED: &[&str] = &[
+    "sys/class/mdev_bus",
+    "sys/bus/mdev",
+    "sys/kernel/iommu_groups",
+];
 
 fn err(path: &Path, what: &str, e: io::Error) -> String {
     format!("{}: {what}: {e}", path.display())
@@ -267,7 +271,10 @@ pub fn generate(base: &Path, out: &Path, spec: &Spec) -> Result<Summary, String>
         if n < spec.groups {
             let g = sys.join(format!("kernel/iommu_groups/{n}"));
             write(&g.join("type"), "DMA-FQ\n")?;
-            link(&format!("../../../../{devroot}/{addr}"), &g.join("devices").join(addr))?;
+            link(
+                &format!("../../../../{devroot}/{addr}"),
+                &g.join("devices").join(addr),
+            )?;
         }
     }
 
@@ -276,7 +283,10 @@ pub fn generate(base: &Path, out: &Path, spec: &Spec) -> Result<Summary, String>
     for p in 0..spec.parents {
         let addr = parent_addr(p);
         let pdir = sys.join(devroot).join(&addr);
-        link(&format!("../../{devroot}/{addr}"), &sys.join("class/mdev_bus").join(&addr))?;
+        link(
+            &format!("../../{devroot}/{addr}"),
+            &sys.join("class/mdev_bus").join(&addr),
+        )?;
         for (t, id) in type_ids(p, spec.types).iter().enumerate() {
             let tdir = pdir.join("mdev_supported_types").join(id);
             let (name, desc) = if p == 0 {
@@ -320,9 +330,18 @@ pub fn generate(base: &Path, out: &Path, spec: &Spec) -> Result<Summary, String>
         let addr = parent_addr(p);
         let ddir = sys.join(devroot).join(&addr).join(&uuid);
         let group = spec.groups + m;
-        link(&format!("../mdev_supported_types/{id}"), &ddir.join("mdev_type"))?;
-        link(&format!("../../../../kernel/iommu_groups/{group}"), &ddir.join("iommu_group"))?;
-        link("../../../../bus/mdev/drivers/vfio_mdev", &ddir.join("driver"))?;
+        link(
+            &format!("../mdev_supported_types/{id}"),
+            &ddir.join("mdev_type"),
+        )?;
+        link(
+            &format!("../../../../kernel/iommu_groups/{group}"),
+            &ddir.join("iommu_group"),
+        )?;
+        link(
+            "../../../../bus/mdev/drivers/vfio_mdev",
+            &ddir.join("driver"),
+        )?;
         write(&ddir.join("remove"), "")?;
         link(
             &format!("../../../{devroot}/{addr}/{uuid}"),
@@ -376,10 +395,18 @@ pub fn generate(base: &Path, out: &Path, spec: &Spec) -> Result<Summary, String>
             let extra = spec.modules.saturating_sub(base_lines);
             let mut text = String::with_capacity(extra * 96 + base_dep.len());
             for i in 0..extra {
-                let _ = write!(text, "kernel/drivers/synthetic/g{:03}/mod{i:05}.ko:", i / 64);
+                let _ = write!(
+                    text,
+                    "kernel/drivers/synthetic/g{:03}/mod{i:05}.ko:",
+                    i / 64
+                );
                 for _ in 0..rng.below(3).min(i) {
                     let d = rng.below(i);
-                    let _ = write!(text, " kernel/drivers/synthetic/g{:03}/mod{d:05}.ko", d / 64);
+                    let _ = write!(
+                        text,
+                        " kernel/drivers/synthetic/g{:03}/mod{d:05}.ko",
+                        d / 64
+                    );
                 }
                 text.push('\n');
             }
