@@ -44,7 +44,7 @@ pub struct NodeInfo {
 /// `/proc/self/fd/N`), held open while the path is used.
 struct Resolved {
     path: PathBuf,
-    _fd: Option<std::os::fd::OwnedFd>,
+    fd: Option<std::os::fd::OwnedFd>,
 }
 
 /// Where the host's files are, and how to read them.
@@ -153,7 +153,7 @@ impl HostRoot {
     fn resolve(&self, rel: &str) -> Result<Resolved, Probe<()>> {
         let p = self.path(rel);
         if self.live {
-            return Ok(Resolved { path: p, _fd: None });
+            return Ok(Resolved { path: p, fd: None });
         }
         match self.resolve_beneath(rel) {
             Ok(r) => return Ok(r),
@@ -161,7 +161,7 @@ impl HostRoot {
             Err(None) => {}
         }
         match p.canonicalize() {
-            Ok(c) if c.starts_with(&self.canonical) => Ok(Resolved { path: c, _fd: None }),
+            Ok(c) if c.starts_with(&self.canonical) => Ok(Resolved { path: c, fd: None }),
             Ok(c) => Err(Probe::Invalid(format!(
                 "{} resolves to {}, outside the captured tree",
                 Self::display(rel),
@@ -193,7 +193,7 @@ impl HostRoot {
         match nix::fcntl::openat2(dir.as_ref(), rel, how) {
             Ok(fd) => Ok(Resolved {
                 path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
-                _fd: Some(fd),
+                fd: Some(fd),
             }),
             Err(e @ (Errno::ENOENT | Errno::ENOTDIR)) => Err(Some(e.into())),
             Err(_) => Err(None),
@@ -404,9 +404,10 @@ impl HostRoot {
 /// A directory of the host opened once, whose entries are then read relative to it
 /// (`openat`/`readlinkat`) instead of walking the whole path again for every attribute: the
 /// kernel's path walk through `/sys/class/mdev_bus/P/mdev_supported_types/T/…` is most of
-/// what reading a sysfs attribute costs. On a live host only; in a captured tree (where every
-/// path is resolved beneath the tree) and when the directory cannot be opened, each call is
-/// the [`HostRoot`] call on the joined path, with the same results and errors.
+/// what reading a sysfs attribute costs. In a captured tree the directory is resolved beneath
+/// the tree and only links are read through it (files still go through [`HostRoot::read_bytes`],
+/// which checks that they are regular files inside the tree); when the directory cannot be
+/// opened, each call is the [`HostRoot`] call on the joined path, with the same results.
 pub struct HostDir<'a> {
     root: &'a HostRoot,
     rel: String,
@@ -425,11 +426,12 @@ impl HostRoot {
             )
             .ok()
         } else {
-            None
+            // Resolved beneath the tree; only links are read through it (see `read_link`).
+            self.resolve_beneath(rel).ok().and_then(|r| r.fd)
         };
         HostDir {
             root: self,
-            rel: rel.trim_end_matches('/').to_string(),
+            rel: rel.trim_matches('/').to_string(),
             fd,
         }
     }
@@ -444,7 +446,11 @@ impl HostDir<'_> {
     pub fn read_bytes(&self, name: &str) -> Probe<Vec<u8>> {
         use nix::fcntl::OFlag;
         use std::os::fd::AsFd;
-        let Some(fd) = self.fd.as_ref().filter(|_| is_component(name)) else {
+        let Some(fd) = self
+            .fd
+            .as_ref()
+            .filter(|_| self.root.live && is_component(name))
+        else {
             return self.root.read_bytes(&self.join(name));
         };
         let file = match nix::fcntl::openat(
@@ -485,6 +491,13 @@ impl HostDir<'_> {
         let Some(fd) = self.fd.as_ref().filter(|_| is_component(name)) else {
             return self.root.read_link(&self.join(name));
         };
+        if !self.root.live {
+            // The side file wins, as in `HostRoot::read_link`. `readlinkat` does not follow the
+            // link, so reading it through a directory resolved beneath the tree stays inside.
+            if let Some(t) = self.root.side.link(&self.join(name)) {
+                return Probe::Ok(t.to_string());
+            }
+        }
         match nix::fcntl::readlinkat(fd.as_fd(), name) {
             Ok(t) => Probe::Ok(t.to_string_lossy().into_owned()),
             Err(e) => io_probe(&e.into(), &self.join(name)),
@@ -598,7 +611,10 @@ mod tests {
         assert_eq!(d.read_attr("no-such-attr"), Probe::Missing);
         assert_eq!(d.read_link("no-such-link"), Probe::Missing);
         // A name that is not one component goes through the path-based call.
-        assert_eq!(d.read_attr("../self/cmdline"), live.read_attr("proc/self/cmdline"));
+        assert_eq!(
+            d.read_attr("../self/cmdline"),
+            live.read_attr("proc/self/cmdline")
+        );
         // Captured tree: the path-based calls, links resolved beneath the tree.
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("sys/x")).unwrap();
@@ -607,7 +623,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", t.path().join("sys/x/abs")).unwrap();
         let root = HostRoot::at(t.path()).unwrap();
         let d = root.dir("sys/x");
-        assert!(d.fd.is_none());
+        assert!(d.fd.is_some());
         assert_eq!(d.read_attr("a"), Probe::Ok("7".into()));
         assert_eq!(d.link_name("out"), Probe::Ok("etc".into()));
         assert!(matches!(d.read_attr("abs"), Probe::Invalid(ref m) if m.contains("outside")));
