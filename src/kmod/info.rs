@@ -91,6 +91,14 @@ pub fn modinfo(root: &Path, release: &str, name_or_path: &str) -> Result<ModInfo
         };
         return modinfo_file(&path);
     }
+    // Fastest path: the name in modules.dep.bin, as kmod finds it (a few node reads).
+    if let Some(super::depmod::Located::File { path, .. }) =
+        super::depmod::lookup_dep_bin(root, release, name_or_path)
+    {
+        let mut mi = modinfo_file(&path)?;
+        mi.name = super::depmod::normalize_name(name_or_path);
+        return Ok(mi);
+    }
     // Fast path: a module name found by one pass over modules.dep. Built-ins and aliases need
     // the whole index.
     if let Ok(found) = super::depmod::locate_modules(root, release, &[name_or_path]) {
