@@ -1,7 +1,9 @@
 //! Locating a module by name the way modprobe/modinfo do, from the text
 //! indexes depmod writes under `lib/modules/<release>/`.
 //!
-//! kmod itself reads the binary `*.bin` tries; we read the text files depmod
+//! kmod itself reads the binary `*.bin` tries; `gvtg modinfo NAME` reads
+//! modules.dep.bin the same way ([`lookup_dep_bin`]) when it is there, and otherwise,
+//! for everything else, we read the text files depmod
 //! writes next to them (tools/depmod.c `output_deps()`, `output_aliases()`,
 //! `output_symbols()`; the kernel build writes modules.builtin and
 //! modules.builtin.modinfo), which carry the same data and are easier to
