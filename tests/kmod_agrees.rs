@@ -831,8 +831,37 @@ proptest! {
         for (at, v) in flips {
             elf[at % len] = v;
         }
-        let _ = kmod::modinfo_fields(&elf);
+        let whole = kmod::modinfo_fields(&elf);
         let _ = kmod::decompress("mutated", &elf);
+        // The file reader (pread of headers, `.modinfo` and trailer only) agrees with the
+        // whole-image parser on every mutation, errors included.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mutated.ko");
+        std::fs::write(&path, &elf).expect("write");
+        match (whole, kmod::modinfo_file(&path)) {
+            (Ok(fields), Ok(mi)) => {
+                prop_assert_eq!(fields, mi.fields);
+                prop_assert_eq!(kmod::signature_present(&elf), mi.signed);
+            }
+            (Err(_), Err(_)) => {}
+            (w, f) => prop_assert!(false, "slice {:?} vs file {:?}", w.map(|_| ()), f.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn signed_trailer_read_from_file_agrees(
+        body in proptest::collection::vec(any::<u8>(), 0..256),
+        modsig in proptest::collection::vec(any::<u8>(), 12..=12),
+    ) {
+        let mut elf = modinfo_elf(b"license=GPL\0", true, false);
+        elf.extend_from_slice(&body);
+        elf.extend_from_slice(&modsig);
+        elf.extend_from_slice(b"~Module signature appended~\n");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signed.ko");
+        std::fs::write(&path, &elf).expect("write");
+        let mi = kmod::modinfo_file(&path).expect("valid ELF");
+        prop_assert_eq!(kmod::signature_present(&elf), mi.signed);
     }
 }
 
@@ -1008,4 +1037,90 @@ fn streaming_lookup_agrees_with_the_full_index() {
     }
     let none = gvtg::kmod::depmod::locate_modules(root, &rel, &["no_such_module_xyz"]).unwrap();
     assert!(none.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// modules.dep.bin (kmod's own trie) against modules.dep.
+
+#[test]
+fn dep_bin_agrees_with_modules_dep() {
+    let rel = release();
+    let dep = std::fs::read_to_string(Path::new("/lib/modules").join(&rel).join("modules.dep"))
+        .expect("modules.dep");
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for line in dep.lines() {
+        let Some((path, _)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(name) = gvtg::kmod::depmod::path_to_modname(path) else {
+            continue;
+        };
+        let text = gvtg::kmod::depmod::locate_modules(Path::new("/"), &rel, &[name.as_str()])
+            .expect("modules.dep")
+            .remove(&name);
+        let bin = gvtg::kmod::depmod::lookup_dep_bin(Path::new("/"), &rel, &name);
+        if bin.is_none() || bin != text {
+            problems.push(format!(
+                "{name}: modules.dep.bin {bin:?}, modules.dep {text:?}"
+            ));
+        }
+        checked += 1;
+    }
+    assert!(checked > 1000, "only {checked} modules in modules.dep");
+    // A dash in the name finds the underscore key, as kmod normalises it.
+    let dashed = gvtg::kmod::depmod::lookup_dep_bin(Path::new("/"), &rel, "kvm-intel");
+    assert!(dashed.is_some(), "kvm-intel not found in modules.dep.bin");
+    assert_eq!(
+        dashed,
+        gvtg::kmod::depmod::lookup_dep_bin(Path::new("/"), &rel, "kvm_intel")
+    );
+    assert_eq!(
+        gvtg::kmod::depmod::lookup_dep_bin(Path::new("/"), &rel, "no_such_module_x"),
+        None
+    );
+    fail_on(problems);
+}
+
+#[test]
+fn dep_bin_absent_or_hostile_is_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = dir.path().join("lib/modules/9.9.9");
+    std::fs::create_dir_all(&m).expect("mkdir");
+    assert_eq!(
+        kmod::depmod::lookup_dep_bin(dir.path(), "9.9.9", "foo"),
+        None
+    );
+    let real = std::fs::read(
+        Path::new("/lib/modules")
+            .join(release())
+            .join("modules.dep.bin"),
+    )
+    .expect("modules.dep.bin");
+    // Truncations and byte flips of the real index: never a panic, never a wrong answer shape.
+    for cut in [0, 3, 8, 12, 100, real.len() / 2, real.len() - 1] {
+        std::fs::write(m.join("modules.dep.bin"), &real[..cut]).expect("write");
+        let _ = kmod::depmod::lookup_dep_bin(dir.path(), "9.9.9", "i915");
+    }
+    let mut flipped = real.clone();
+    for i in (0..flipped.len()).step_by(997) {
+        flipped[i] ^= 0xA5;
+    }
+    std::fs::write(m.join("modules.dep.bin"), &flipped).expect("write");
+    for name in ["i915", "kvmgt", "vfio", "a", ""] {
+        let _ = kmod::depmod::lookup_dep_bin(dir.path(), "9.9.9", name);
+    }
+    std::fs::write(
+        m.join("modules.dep.bin"),
+        b"\xb0\x07\xf4\x57\x00\x02\x00\x01\xff\xff\xff\xff",
+    )
+    .expect("write");
+    assert_eq!(
+        kmod::depmod::lookup_dep_bin(dir.path(), "9.9.9", "i915"),
+        None
+    );
+    assert_eq!(
+        kmod::depmod::lookup_dep_bin(dir.path(), "../x", "i915"),
+        None
+    );
 }

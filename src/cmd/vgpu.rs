@@ -331,9 +331,11 @@ pub struct Holder {
 
 /// Who holds the VFIO nodes of `dev` open: `Err(reason)` when that cannot be known.
 pub fn holders(root: &HostRoot, dev: &MdevDevice) -> Result<Vec<Holder>, String> {
-    if root.is_live() && root.euid() != 0 {
-        return Err("unknown (needs root)".into());
-    }
+    node_holders(root, &vfio_nodes(root, dev))
+}
+
+/// The `/dev/vfio` nodes through which a VM can hold `dev`.
+fn vfio_nodes(root: &HostRoot, dev: &MdevDevice) -> Vec<String> {
     let mut nodes: Vec<String> = Vec::new();
     if let Some(g) = dev.iommu_group {
         nodes.push(HostRoot::display(&format!("dev/vfio/{g}")));
@@ -349,7 +351,7 @@ pub fn holders(root: &HostRoot, dev: &MdevDevice) -> Result<Vec<Holder>, String>
                 .map(|c| HostRoot::display(&format!("dev/vfio/devices/{c}"))),
         );
     }
-    node_holders(root, &nodes)
+    nodes
 }
 
 /// Which processes hold any of `nodes` (`/dev/vfio/12`, as the host sees them) open: `Err(reason)`
@@ -361,6 +363,14 @@ pub fn node_holders(root: &HostRoot, nodes: &[String]) -> Result<Vec<Holder>, St
     if nodes.is_empty() {
         return Ok(Vec::new());
     }
+    scan_holders(root, &nodes.iter().map(String::as_str).collect())
+}
+
+/// Every process holding one of `nodes` open, found in one pass over `/proc/*/fd`.
+fn scan_holders(
+    root: &HostRoot,
+    nodes: &std::collections::HashSet<&str>,
+) -> Result<Vec<Holder>, String> {
     let pids = match root.read_dir("proc") {
         Probe::Ok(p) => p,
         Probe::Missing => return Ok(Vec::new()),
@@ -379,7 +389,9 @@ pub fn node_holders(root: &HostRoot, nodes: &[String]) -> Result<Vec<Holder>, St
                 continue;
             }
             if let Probe::Ok(t) = root.read_link(&format!("proc/{pid}/fd/{fd}")) {
-                if nodes.contains(&t) && !found.iter().any(|h: &Holder| h.pid == n && h.node == t) {
+                if nodes.contains(t.as_str())
+                    && !found.iter().any(|h: &Holder| h.pid == n && h.node == t)
+                {
                     found.push(Holder {
                         pid: n,
                         comm: root.read_attr(&format!("proc/{pid}/comm")).into_ok(),
@@ -390,6 +402,35 @@ pub fn node_holders(root: &HostRoot, nodes: &[String]) -> Result<Vec<Holder>, St
         }
     }
     Ok(found)
+}
+
+/// [`holders`] of every device in `devs`, with one pass over `/proc` for all of them.
+fn holders_of_all(root: &HostRoot, devs: &[MdevDevice]) -> Vec<Result<Vec<Holder>, String>> {
+    if root.is_live() && root.euid() != 0 {
+        return devs
+            .iter()
+            .map(|_| Err("unknown (needs root)".into()))
+            .collect();
+    }
+    let per_dev: Vec<Vec<String>> = devs.iter().map(|d| vfio_nodes(root, d)).collect();
+    let all: std::collections::HashSet<&str> =
+        per_dev.iter().flatten().map(String::as_str).collect();
+    if all.is_empty() {
+        return devs.iter().map(|_| Ok(Vec::new())).collect();
+    }
+    match scan_holders(root, &all) {
+        Ok(found) => per_dev
+            .iter()
+            .map(|nodes| {
+                Ok(found
+                    .iter()
+                    .filter(|h| nodes.contains(&h.node))
+                    .cloned()
+                    .collect())
+            })
+            .collect(),
+        Err(why) => devs.iter().map(|_| Err(why.clone())).collect(),
+    }
 }
 
 /// Where `uuid` is persisted.
@@ -421,10 +462,12 @@ fn list(root: &HostRoot, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> 
             other.describe_failure(&HostRoot::display("sys/bus/mdev/devices"))
         ),
     };
+    let all_holders = holders_of_all(root, &devs);
     let mdevs: Vec<MdevJson> = devs
         .iter()
-        .map(|d| {
-            let (in_use, in_use_note, holders) = match holders(root, d) {
+        .zip(all_holders)
+        .map(|(d, held)| {
+            let (in_use, in_use_note, holders) = match held {
                 Ok(h) => (Some(!h.is_empty()), None, h),
                 Err(why) => (None, Some(why), Vec::new()),
             };

@@ -40,6 +40,13 @@ pub struct NodeInfo {
     pub rdev: Option<(u32, u32)>,
 }
 
+/// A path that is safe to open, and the `O_PATH` descriptor it names (when it is
+/// `/proc/self/fd/N`), held open while the path is used.
+struct Resolved {
+    path: PathBuf,
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
 /// Where the host's files are, and how to read them.
 #[derive(Debug, Clone)]
 pub struct HostRoot {
@@ -48,6 +55,8 @@ pub struct HostRoot {
     canonical: PathBuf,
     live: bool,
     side: SideFile,
+    /// `canonical` opened `O_PATH`, for kernel-checked resolution beneath it (captured trees).
+    dir_fd: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 impl HostRoot {
@@ -58,6 +67,7 @@ impl HostRoot {
             canonical: PathBuf::from("/"),
             live: true,
             side: SideFile::default(),
+            dir_fd: None,
         }
     }
 
@@ -81,11 +91,27 @@ impl HostRoot {
         } else {
             SideFile::default()
         };
+        // Descriptors are reached through /proc/self/fd; without /proc, canonicalize() does it.
+        let dir_fd = Path::new("/proc/self/fd")
+            .is_dir()
+            .then(|| {
+                nix::fcntl::open(
+                    &canonical,
+                    nix::fcntl::OFlag::O_PATH
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ok()
+            })
+            .flatten()
+            .map(std::sync::Arc::new);
         Ok(HostRoot {
             base: dir.to_path_buf(),
             canonical,
             live: false,
             side,
+            dir_fd,
         })
     }
 
@@ -124,19 +150,53 @@ impl HostRoot {
 
     /// Resolves `rel` to a real path that is safe to open: inside the root, and (in a captured
     /// tree) a regular file or directory.
-    fn resolve(&self, rel: &str) -> Result<PathBuf, Probe<()>> {
+    fn resolve(&self, rel: &str) -> Result<Resolved, Probe<()>> {
         let p = self.path(rel);
         if self.live {
-            return Ok(p);
+            return Ok(Resolved { path: p, fd: None });
+        }
+        match self.resolve_beneath(rel) {
+            Ok(r) => return Ok(r),
+            Err(Some(e)) => return Err(io_probe(&e, rel)),
+            Err(None) => {}
         }
         match p.canonicalize() {
-            Ok(c) if c.starts_with(&self.canonical) => Ok(c),
+            Ok(c) if c.starts_with(&self.canonical) => Ok(Resolved { path: c, fd: None }),
             Ok(c) => Err(Probe::Invalid(format!(
                 "{} resolves to {}, outside the captured tree",
                 Self::display(rel),
                 c.display()
             ))),
             Err(e) => Err(io_probe(&e, rel)),
+        }
+    }
+
+    /// `rel` resolved by the kernel in one `openat2(RESOLVE_BENEATH)` call (instead of
+    /// `realpath`'s `readlink` on every component), as an `O_PATH` descriptor reached through
+    /// `/proc/self/fd/N`: the same inode `canonicalize` would name, without walking the long
+    /// path again. `Err(Some(e))` when a component does not exist or is not a directory
+    /// (`ENOENT`, `ENOTDIR`: the kernel reports an absolute link or a `..` above the root as
+    /// `EXDEV` before it gets there, so `canonicalize` would fail the same way). `Err(None)`
+    /// whenever there is no such answer (no openat2, an absolute link, a `..` above the root, a
+    /// loop): the caller then falls back to `canonicalize`, which decides and words the error as
+    /// before.
+    fn resolve_beneath(&self, rel: &str) -> Result<Resolved, Option<std::io::Error>> {
+        use nix::errno::Errno;
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+        use std::os::fd::AsRawFd;
+        let dir = self.dir_fd.as_ref().ok_or(None)?;
+        let rel = rel.trim_start_matches('/');
+        let rel = if rel.is_empty() { "." } else { rel };
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        match nix::fcntl::openat2(dir.as_ref(), rel, how) {
+            Ok(fd) => Ok(Resolved {
+                path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+                fd: Some(fd),
+            }),
+            Err(e @ (Errno::ENOENT | Errno::ENOTDIR)) => Err(Some(e.into())),
+            Err(_) => Err(None),
         }
     }
 
@@ -175,7 +235,7 @@ impl HostRoot {
             Err(e) => return e.map_never(),
         };
         if !self.live {
-            match std::fs::metadata(&p) {
+            match std::fs::metadata(&p.path) {
                 Ok(m) if m.is_file() => {}
                 Ok(m) if m.is_dir() => {
                     return Probe::Invalid(format!("{} is a directory", Self::display(rel)))
@@ -189,7 +249,7 @@ impl HostRoot {
                 Err(e) => return io_probe(&e, rel),
             }
         }
-        match read_bounded(&p, MAX_READ) {
+        match read_bounded(&p.path, MAX_READ) {
             Ok(b) => Probe::Ok(b),
             Err(e) => io_probe(&e, rel),
         }
@@ -219,7 +279,7 @@ impl HostRoot {
             self.side.children(key)
         };
         let real = match self.resolve(rel) {
-            Ok(p) => match std::fs::read_dir(&p) {
+            Ok(p) => match std::fs::read_dir(&p.path) {
                 Ok(rd) => Probe::Ok(
                     rd.filter_map(|e| e.ok())
                         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -281,7 +341,7 @@ impl HostRoot {
             Ok(p) => p,
             Err(e) => return e.map_never(),
         };
-        match nix::sys::stat::stat(&p) {
+        match nix::sys::stat::stat(&p.path) {
             Ok(st) => {
                 let fmt = st.st_mode & nix::libc::S_IFMT;
                 let kind = match fmt {
@@ -339,6 +399,126 @@ impl HostRoot {
             .unwrap_or_else(|| "dev/kmsg".to_string());
         self.read_bytes(&rel).map(|b| (Self::display(&rel), b))
     }
+}
+
+/// A directory of the host opened once, whose entries are then read relative to it
+/// (`openat`/`readlinkat`) instead of walking the whole path again for every attribute: the
+/// kernel's path walk through `/sys/class/mdev_bus/P/mdev_supported_types/T/…` is most of
+/// what reading a sysfs attribute costs. In a captured tree the directory is resolved beneath
+/// the tree and only links are read through it (files still go through [`HostRoot::read_bytes`],
+/// which checks that they are regular files inside the tree); when the directory cannot be
+/// opened, each call is the [`HostRoot`] call on the joined path, with the same results.
+pub struct HostDir<'a> {
+    root: &'a HostRoot,
+    rel: String,
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
+impl HostRoot {
+    /// Opens `rel` for reading its entries with [`HostDir`].
+    pub fn dir(&self, rel: &str) -> HostDir<'_> {
+        use nix::fcntl::OFlag;
+        let fd = if self.live {
+            nix::fcntl::open(
+                &self.path(rel),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ok()
+        } else {
+            // Resolved beneath the tree; only links are read through it (see `read_link`).
+            self.resolve_beneath(rel).ok().and_then(|r| r.fd)
+        };
+        HostDir {
+            root: self,
+            rel: rel.trim_matches('/').to_string(),
+            fd,
+        }
+    }
+}
+
+impl HostDir<'_> {
+    fn join(&self, name: &str) -> String {
+        format!("{}/{name}", self.rel)
+    }
+
+    /// [`HostRoot::read_bytes`] of the entry `name` (a single path component).
+    pub fn read_bytes(&self, name: &str) -> Probe<Vec<u8>> {
+        use nix::fcntl::OFlag;
+        use std::os::fd::AsFd;
+        let Some(fd) = self
+            .fd
+            .as_ref()
+            .filter(|_| self.root.live && is_component(name))
+        else {
+            return self.root.read_bytes(&self.join(name));
+        };
+        let file = match nix::fcntl::openat(
+            fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            Ok(f) => File::from(f),
+            Err(e) => return io_probe(&e.into(), &self.join(name)),
+        };
+        let mut buf = Vec::new();
+        match file.take(MAX_READ + 1).read_to_end(&mut buf) {
+            Ok(_) if buf.len() as u64 > MAX_READ => Probe::Invalid(format!(
+                "reading {}: larger than {} MiB",
+                HostRoot::display(&self.join(name)),
+                MAX_READ / 1024 / 1024
+            )),
+            Ok(_) => Probe::Ok(buf),
+            Err(e) => io_probe(&e, &self.join(name)),
+        }
+    }
+
+    /// [`HostRoot::read`] of the entry `name`.
+    pub fn read(&self, name: &str) -> Probe<String> {
+        self.read_bytes(name)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// [`HostRoot::read_attr`] of the entry `name`.
+    pub fn read_attr(&self, name: &str) -> Probe<String> {
+        self.read(name).map(|s| s.trim().to_string())
+    }
+
+    /// [`HostRoot::read_link`] of the entry `name`.
+    pub fn read_link(&self, name: &str) -> Probe<String> {
+        use std::os::fd::AsFd;
+        let Some(fd) = self.fd.as_ref().filter(|_| is_component(name)) else {
+            return self.root.read_link(&self.join(name));
+        };
+        if !self.root.live {
+            // The side file wins, as in `HostRoot::read_link`. `readlinkat` does not follow the
+            // link, so reading it through a directory resolved beneath the tree stays inside.
+            if let Some(t) = self.root.side.link(&self.join(name)) {
+                return Probe::Ok(t.to_string());
+            }
+        }
+        match nix::fcntl::readlinkat(fd.as_fd(), name) {
+            Ok(t) => Probe::Ok(t.to_string_lossy().into_owned()),
+            Err(e) => io_probe(&e.into(), &self.join(name)),
+        }
+    }
+
+    /// [`HostRoot::link_name`] of the entry `name`.
+    pub fn link_name(&self, name: &str) -> Probe<String> {
+        self.read_link(name).map(|t| {
+            t.trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+    }
+}
+
+/// One path component: no `/`, not `.` or `..`, not empty.
+fn is_component(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/')
 }
 
 impl Probe<()> {
@@ -419,6 +599,36 @@ fn read_kmsg_live(p: &Path) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_dir_reads_what_paths_read() {
+        // Live: relative openat/readlinkat against the joined-path calls.
+        let live = HostRoot::live();
+        let d = live.dir("proc/self");
+        assert!(d.fd.is_some());
+        assert_eq!(d.read_attr("cmdline"), live.read_attr("proc/self/cmdline"));
+        assert!(matches!(d.read_link("exe"), Probe::Ok(ref t) if t.starts_with('/')));
+        assert_eq!(d.read_attr("no-such-attr"), Probe::Missing);
+        assert_eq!(d.read_link("no-such-link"), Probe::Missing);
+        // A name that is not one component goes through the path-based call.
+        assert_eq!(
+            d.read_attr("../self/cmdline"),
+            live.read_attr("proc/self/cmdline")
+        );
+        // Captured tree: the path-based calls, links resolved beneath the tree.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("sys/x")).unwrap();
+        std::fs::write(t.path().join("sys/x/a"), " 7\n").unwrap();
+        std::os::unix::fs::symlink("../../etc", t.path().join("sys/x/out")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", t.path().join("sys/x/abs")).unwrap();
+        let root = HostRoot::at(t.path()).unwrap();
+        let d = root.dir("sys/x");
+        assert!(d.fd.is_some());
+        assert_eq!(d.read_attr("a"), Probe::Ok("7".into()));
+        assert_eq!(d.link_name("out"), Probe::Ok("etc".into()));
+        assert!(matches!(d.read_attr("abs"), Probe::Invalid(ref m) if m.contains("outside")));
+        assert_eq!(d.read_attr("out/missing"), Probe::Missing);
+    }
 
     #[test]
     fn tree_reads_and_refuses_escape() {

@@ -902,20 +902,21 @@ pub fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
                     ids.into_iter()
                         .map(|id| {
                             let t = format!("{base}/{id}");
-                            let description = root.read(&format!("{t}/description")).into_ok();
+                            let dir = root.dir(&t);
+                            let description = dir.read("description").into_ok();
                             MdevType {
-                                name: root.read_attr(&format!("{t}/name")).into_ok(),
+                                name: dir.read_attr("name").into_ok(),
                                 gvt: description.as_deref().and_then(parse::mdev_desc::parse),
                                 description,
-                                available_instances: root
-                                    .read_attr(&format!("{t}/available_instances"))
-                                    .and_then(|v| match v.parse() {
+                                available_instances: dir.read_attr("available_instances").and_then(
+                                    |v| match v.parse() {
                                         Ok(n) => Probe::Ok(n),
                                         Err(_) => Probe::Invalid(format!(
                                             "available_instances is {v:?}, not a number"
                                         )),
-                                    }),
-                                device_api: root.read_attr(&format!("{t}/device_api")).into_ok(),
+                                    },
+                                ),
+                                device_api: dir.read_attr("device_api").into_ok(),
                                 devices: root
                                     .read_dir(&format!("{t}/devices"))
                                     .into_ok()
@@ -941,7 +942,8 @@ pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
             .into_iter()
             .map(|uuid| {
                 let base = format!("sys/bus/mdev/devices/{uuid}");
-                let type_link = root.read_link(&format!("{base}/mdev_type")).into_ok();
+                let dir = root.dir(&base);
+                let type_link = dir.read_link("mdev_type").into_ok();
                 // The kernel links `mdev_type` relative to the device's real directory (which
                 // sits under its parent): `../mdev_supported_types/mtty-2`; captured trees may
                 // hold the long form `.../0000:00:02.0/mdev_supported_types/i915-GVTg_V5_4`.
@@ -974,11 +976,11 @@ pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
                     }
                 }
                 MdevDevice {
-                    iommu_group: root
-                        .link_name(&format!("{base}/iommu_group"))
+                    iommu_group: dir
+                        .link_name("iommu_group")
                         .into_ok()
                         .and_then(|g| g.parse().ok()),
-                    driver: root.link_name(&format!("{base}/driver")).into_ok(),
+                    driver: dir.link_name("driver").into_ok(),
                     uuid,
                     mdev_type,
                     parent,

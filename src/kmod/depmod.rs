@@ -1,7 +1,9 @@
 //! Locating a module by name the way modprobe/modinfo do, from the text
 //! indexes depmod writes under `lib/modules/<release>/`.
 //!
-//! kmod itself reads the binary `*.bin` tries; we read the text files depmod
+//! kmod itself reads the binary `*.bin` tries; `gvtg modinfo NAME` reads
+//! modules.dep.bin the same way ([`lookup_dep_bin`]) when it is there, and otherwise,
+//! for everything else, we read the text files depmod
 //! writes next to them (tools/depmod.c `output_deps()`, `output_aliases()`,
 //! `output_symbols()`; the kernel build writes modules.builtin and
 //! modules.builtin.modinfo), which carry the same data and are easier to
@@ -494,6 +496,137 @@ fn read_modules_dep(root: &Path, release: &str) -> Result<(PathBuf, PathBuf, Vec
         )
     })?;
     Ok((dir, dep_path, dep_bytes))
+}
+
+/// Magic and version of kmod's binary indexes (libkmod-index.c `INDEX_MAGIC`,
+/// `INDEX_VERSION`).
+const INDEX_MAGIC: u32 = 0xB007_F457;
+const INDEX_VERSION: u32 = 0x0002_0001;
+/// Node offset flags (libkmod-index.c `INDEX_NODE_*`).
+const NODE_PREFIX: u32 = 0x8000_0000;
+const NODE_VALUES: u32 = 0x4000_0000;
+const NODE_CHILDS: u32 = 0x2000_0000;
+const NODE_MASK: u32 = 0x0FFF_FFFF;
+
+/// Random access to one binary index file, by `pread`.
+struct BinIndex {
+    file: File,
+    len: u64,
+}
+
+impl BinIndex {
+    fn bytes(&self, off: u64, n: usize) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        if off.checked_add(n as u64)? > self.len {
+            return None;
+        }
+        let mut buf = vec![0u8; n];
+        self.file.read_exact_at(&mut buf, off).ok()?;
+        Some(buf)
+    }
+
+    fn u32(&self, off: u64) -> Option<u32> {
+        let b = self.bytes(off, 4)?;
+        Some(u32::from_be_bytes(b.try_into().ok()?))
+    }
+
+    /// The NUL-terminated string at `off` and the offset after its NUL (bounded: 64 KiB).
+    fn cstr(&self, off: u64) -> Option<(Vec<u8>, u64)> {
+        let mut out = Vec::new();
+        let mut at = off;
+        while out.len() < 64 * 1024 {
+            let n = usize::try_from((self.len.checked_sub(at)?).min(256)).ok()?;
+            if n == 0 {
+                return None;
+            }
+            let chunk = self.bytes(at, n)?;
+            match chunk.iter().position(|&b| b == 0) {
+                Some(i) => {
+                    out.extend_from_slice(chunk.get(..i)?);
+                    let next = off + out.len() as u64 + 1;
+                    return Some((out, next));
+                }
+                None => out.extend_from_slice(&chunk),
+            }
+            at += n as u64;
+        }
+        None
+    }
+}
+
+/// Looks a module *name* up in `modules.dep.bin`, the trie kmod itself reads
+/// (libkmod-index.c `index_search()`: follow the node prefixes and the child for each key
+/// byte; at the end of the key the node's first value is the modules.dep line: depmod writes
+/// one per module). Reads only the nodes on the key's path. `None` when the file is absent,
+/// does not hold the name, or is malformed in any way: the caller then reads modules.dep.
+pub fn lookup_dep_bin(root: &Path, release: &str, name: &str) -> Option<Located> {
+    if release.is_empty() || release.contains('/') || release == "." || release == ".." {
+        return None;
+    }
+    let dir = root.join("lib/modules").join(release);
+    let file = File::open(dir.join("modules.dep.bin")).ok()?;
+    let len = file.metadata().ok()?.len();
+    let idx = BinIndex { file, len };
+    if idx.u32(0)? != INDEX_MAGIC || idx.u32(4)? != INDEX_VERSION {
+        return None;
+    }
+    let key = normalize_name(name);
+    let key = key.as_bytes();
+    let mut node = idx.u32(8)?;
+    let mut i = 0usize;
+    // Each step consumes at least one key byte, so the walk is bounded by the key length.
+    loop {
+        let mut off = u64::from(node & NODE_MASK);
+        if off == 0 {
+            return None;
+        }
+        if node & NODE_PREFIX != 0 {
+            let (prefix, next) = idx.cstr(off)?;
+            if key.get(i..i + prefix.len())? != prefix.as_slice() {
+                return None;
+            }
+            i += prefix.len();
+            off = next;
+        }
+        let mut children: Option<(u8, u8, u64)> = None;
+        if node & NODE_CHILDS != 0 {
+            let fl = idx.bytes(off, 2)?;
+            let (first, last) = (*fl.first()?, *fl.get(1)?);
+            if last < first {
+                return None;
+            }
+            children = Some((first, last, off + 2));
+            off += 2 + 4 * (u64::from(last - first) + 1);
+        }
+        let Some(&ch) = key.get(i) else {
+            if node & NODE_VALUES == 0 {
+                return None;
+            }
+            if idx.u32(off)? == 0 {
+                return None;
+            }
+            // Values follow the count: (u32 priority, string); the first one is returned.
+            let (value, _) = idx.cstr(off + 8)?;
+            let line = String::from_utf8(value).ok()?;
+            let (rel, rest) = line.split_once(':')?;
+            let rel = rel.trim();
+            let path = match rel.strip_prefix('/') {
+                Some(abs) => root.join(abs),
+                None => dir.join(rel),
+            };
+            return Some(Located::File {
+                path,
+                rel: rel.to_string(),
+                deps: rest.split_whitespace().map(str::to_string).collect(),
+            });
+        };
+        let (first, last, table) = children?;
+        if ch < first || ch > last {
+            return None;
+        }
+        node = idx.u32(table + 4 * u64::from(ch - first))?;
+        i += 1;
+    }
 }
 
 /// Whether `stem` (a file-name stem from modules.dep) names module `norm` (already normalised),

@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -17,7 +18,9 @@ use serde::Serialize;
 
 use super::depmod::{path_to_modname, ModuleIndex};
 use super::error::KmodError;
-use super::modinfo::{compression_of, decompress, modinfo_fields, signature_present};
+use super::modinfo::{
+    compression_of, decompress, modinfo_fields, modinfo_fields_at, signature_present, ELF_MAGIC,
+};
 
 /// What kmod prints as the file name of a built-in module.
 pub const BUILTIN_FILENAME: &str = "(builtin)";
@@ -88,6 +91,14 @@ pub fn modinfo(root: &Path, release: &str, name_or_path: &str) -> Result<ModInfo
         };
         return modinfo_file(&path);
     }
+    // Fastest path: the name in modules.dep.bin, as kmod finds it (a few node reads).
+    if let Some(super::depmod::Located::File { path, .. }) =
+        super::depmod::lookup_dep_bin(root, release, name_or_path)
+    {
+        let mut mi = modinfo_file(&path)?;
+        mi.name = super::depmod::normalize_name(name_or_path);
+        return Ok(mi);
+    }
     // Fast path: a module name found by one pass over modules.dep. Built-ins and aliases need
     // the whole index.
     if let Ok(found) = super::depmod::locate_modules(root, release, &[name_or_path]) {
@@ -104,7 +115,33 @@ pub fn modinfo(root: &Path, release: &str, name_or_path: &str) -> Result<ModInfo
 /// file name like kmod's `path_to_modname()`.
 pub fn modinfo_file(path: &Path) -> Result<ModInfo> {
     let display = path.display().to_string();
-    let file = File::open(path).with_context(|| format!("cannot open module {display}"))?;
+    let mut file = File::open(path).with_context(|| format!("cannot open module {display}"))?;
+    let name = path
+        .to_str()
+        .and_then(path_to_modname)
+        .unwrap_or_else(|| display.clone());
+    // An uncompressed module in a regular file: read only its headers, `.modinfo` and the
+    // signature trailer (i915.ko is 6 MB, its `.modinfo` 20 kB).
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read module {display}"))?;
+    if meta.is_file() && meta.len() <= MAX_MODULE_FILE {
+        let mut magic = [0u8; 4];
+        let n = file
+            .read_at(&mut magic, 0)
+            .with_context(|| format!("cannot read module {display}"))?;
+        if magic.get(..n) == Some(&ELF_MAGIC[..]) {
+            let (fields, signed) = modinfo_fields_at(&mut file, meta.len())
+                .with_context(|| format!("cannot read .modinfo of {display}"))?;
+            return Ok(ModInfo {
+                name,
+                filename: display,
+                fields,
+                signed,
+                compression: None,
+            });
+        }
+    }
     let mut raw = Vec::new();
     file.take(MAX_MODULE_FILE + 1)
         .read_to_end(&mut raw)
@@ -121,10 +158,6 @@ pub fn modinfo_file(path: &Path) -> Result<ModInfo> {
     let elf = decompress(&display, &raw)?;
     let fields =
         modinfo_fields(&elf).with_context(|| format!("cannot read .modinfo of {display}"))?;
-    let name = path
-        .to_str()
-        .and_then(path_to_modname)
-        .unwrap_or_else(|| display.clone());
     Ok(ModInfo {
         name,
         filename: display,

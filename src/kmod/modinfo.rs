@@ -40,7 +40,7 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 const XZ_MAGIC: &[u8] = &[0xFD, b'7', b'z', b'X', b'Z', 0x00];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xB5, 0x2F, 0xFD];
 const GZIP_MAGIC: &[u8] = &[0x1F, 0x8B];
-const ELF_MAGIC: &[u8] = &[0x7F, b'E', b'L', b'F'];
+pub(crate) const ELF_MAGIC: &[u8; 4] = &[0x7F, b'E', b'L', b'F'];
 
 /// Trailer written by the kernel's scripts/sign-file.c after the signature
 /// (`MODULE_SIG_STRING` in include/linux/module_signature.h).
@@ -204,13 +204,96 @@ fn bad(msg: impl Into<String>) -> anyhow::Error {
 ///   overflows or passes the end of the file, or whose name offset is past
 ///   the string table, is skipped and the scan goes on.
 fn find_section<'a>(elf: &'a [u8], name: &[u8]) -> Result<&'a [u8]> {
-    use goblin::container::{Container, Ctx};
-    use goblin::elf::{Elf, SectionHeader};
+    let mut src = elf;
+    let (start, len) = locate_section(&mut src, elf.len() as u64, name)?;
+    // `locate_section` checked `start + len <= elf.len()`.
+    let start = usize::try_from(start).map_err(|_| bad("section offset out of range"))?;
+    let len = usize::try_from(len).map_err(|_| bad("section size out of range"))?;
+    elf.get(start..start.saturating_add(len))
+        .ok_or_else(|| bad("section lies outside the file"))
+}
 
-    if !elf.starts_with(ELF_MAGIC) {
+/// Random access to a module image: a byte slice in memory or an open file
+/// read with `pread` (so an uncompressed module is never read whole).
+pub(crate) trait ReadAt {
+    /// Exactly `len` bytes at `offset`; the caller has checked the range
+    /// against the image length.
+    fn bytes_at(&mut self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>>;
+}
+
+impl ReadAt for &[u8] {
+    fn bytes_at(&mut self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        usize::try_from(offset)
+            .ok()
+            .and_then(|o| self.get(o..o.checked_add(len)?))
+            .map(Cow::Borrowed)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+    }
+}
+
+impl ReadAt for std::fs::File {
+    fn bytes_at(&mut self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len];
+        self.read_exact_at(&mut buf, offset)?;
+        Ok(Cow::Owned(buf))
+    }
+}
+
+/// The `.modinfo` fields and signature presence of an *uncompressed* module
+/// read through `src` (`size` bytes long), reading only the ELF header, the
+/// section header table, the section-name table, `.modinfo` and the last 40
+/// bytes (the signature trailer). Same results as [`modinfo_fields`] and
+/// [`signature_present`] on the whole image.
+pub(crate) fn modinfo_fields_at(
+    src: &mut impl ReadAt,
+    size: u64,
+) -> Result<(Vec<(String, String)>, bool)> {
+    let (start, len) = locate_section(src, size, b".modinfo")?;
+    let len = usize::try_from(len).map_err(|_| bad("section size out of range"))?;
+    let section = src.bytes_at(start, len).map_err(io_bad)?;
+    let fields = split_strings(&section).map(split_key_value).collect();
+    let trailer_len = SIG_MAGIC.len() + MODULE_SIGNATURE_SIZE;
+    let signed = match size.checked_sub(trailer_len as u64) {
+        Some(at) => {
+            let tail = src.bytes_at(at, trailer_len).map_err(io_bad)?;
+            signature_check_tail(&tail, size)
+        }
+        None => false,
+    };
+    Ok((fields, signed))
+}
+
+fn io_bad(e: std::io::Error) -> anyhow::Error {
+    bad(format!("read: {e}"))
+}
+
+/// Finds the offset and size of the first section called `name`, with kmod's
+/// validation rules (libkmod-elf.c `kmod_elf_new()` and
+/// `kmod_elf_get_section()`):
+/// - `e_shentsize` must equal the class's `Shdr` size and the whole table
+///   must lie inside the file;
+/// - the section-name string table (`e_shstrndx`, which must not be 0) must
+///   lie inside the file and end with NUL;
+/// - sections are scanned from index 1; a section whose `offset + size`
+///   overflows or passes the end of the file, or whose name offset is past
+///   the string table, is skipped and the scan goes on.
+///
+/// Only the ELF header, the section header table and the section-name table
+/// are read from `src`; the returned range lies inside `size`.
+fn locate_section(src: &mut impl ReadAt, size: u64, name: &[u8]) -> Result<(u64, u64)> {
+    use goblin::container::{Container, Ctx};
+    use goblin::elf::{header, Elf, SectionHeader};
+
+    // The largest ELF header (64-bit); a 32-bit one is shorter.
+    let head_len = usize::try_from(size.min(header::header64::SIZEOF_EHDR as u64))
+        .map_err(|_| bad("file size out of range"))?;
+    let head = src.bytes_at(0, head_len).map_err(io_bad)?;
+    if !head.starts_with(ELF_MAGIC) {
         return Err(bad("missing \\x7fELF magic"));
     }
-    let header = Elf::parse_header(elf).map_err(|e| bad(format!("header: {e}")))?;
+    let header = Elf::parse_header(&head).map_err(|e| bad(format!("header: {e}")))?;
+    drop(head);
     let container = header.container().map_err(|e| bad(format!("class: {e}")))?;
     let endian = header
         .endianness()
@@ -225,38 +308,45 @@ fn find_section<'a>(elf: &'a [u8], name: &[u8]) -> Result<&'a [u8]> {
         )));
     }
     let count = usize::from(header.e_shnum);
-    let shoff = usize::try_from(header.e_shoff).map_err(|_| bad("e_shoff out of range"))?;
+    let shoff = header.e_shoff;
     if count == 0 || shoff == 0 {
         // kmod: e_shstrndx can then never be a valid index -> EINVAL. goblin
         // would instead read an extended count from section 0; refuse first.
         return Err(bad("no section header table"));
     }
-    let table_end = count
+    let table_len = count
         .checked_mul(entsize)
-        .and_then(|n| n.checked_add(shoff))
         .ok_or_else(|| bad("section header table size overflows"))?;
-    if table_end > elf.len() {
+    let table_end = shoff
+        .checked_add(table_len as u64)
+        .ok_or_else(|| bad("section header table size overflows"))?;
+    if table_end > size {
         return Err(bad("file is too short to hold the section header table"));
     }
-    let shdrs = SectionHeader::parse(elf, shoff, count, ctx)
+    let table = src.bytes_at(shoff, table_len).map_err(io_bad)?;
+    let shdrs = SectionHeader::parse_from(&table, 0, count, ctx)
         .map_err(|e| bad(format!("section headers: {e}")))?;
+    drop(table);
 
-    let contents = |sh: &SectionHeader| -> Option<&'a [u8]> {
-        let start = usize::try_from(sh.sh_offset).ok()?;
-        let len = usize::try_from(sh.sh_size).ok()?;
-        elf.get(start..start.checked_add(len)?)
+    // (offset, size) of a section's contents when they lie inside the file.
+    let range = |sh: &SectionHeader| -> Option<(u64, u64)> {
+        let end = sh.sh_offset.checked_add(sh.sh_size)?;
+        (end <= size).then_some((sh.sh_offset, sh.sh_size))
     };
     let strndx = usize::from(header.e_shstrndx);
-    let names = match strndx {
+    let (names_at, names_len) = match strndx {
         0 => None,
-        i => shdrs.get(i).and_then(contents),
+        i => shdrs.get(i).and_then(range),
     }
     .ok_or_else(|| bad(format!("invalid section-name table index {strndx}")))?;
+    let names_len =
+        usize::try_from(names_len).map_err(|_| bad("section-name table out of range"))?;
+    let names = src.bytes_at(names_at, names_len).map_err(io_bad)?;
     if names.last() != Some(&0) {
         return Err(bad("section-name table does not end with NUL"));
     }
     for sh in shdrs.iter().skip(1) {
-        let Some(data) = contents(sh) else { continue };
+        let Some(found) = range(sh) else { continue };
         // goblin already widened the 32-bit sh_name to usize.
         let Some(tail) = names.get(sh.sh_name..) else {
             continue;
@@ -264,7 +354,7 @@ fn find_section<'a>(elf: &'a [u8], name: &[u8]) -> Result<&'a [u8]> {
         // C string comparison (kmod uses streq on the NUL-terminated name).
         let sname = tail.split(|&b| b == 0).next().unwrap_or_default();
         if sname == name {
-            return Ok(data);
+            return Ok(found);
         }
     }
     Err(KmodError::NoModinfo.into())
@@ -301,13 +391,23 @@ pub fn signature_tail(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 fn signature_check(bytes: &[u8]) -> bool {
-    let Some(rest) = bytes.strip_suffix(SIG_MAGIC) else {
+    let trailer_len = SIG_MAGIC.len() + MODULE_SIGNATURE_SIZE;
+    match bytes.len().checked_sub(trailer_len) {
+        Some(at) => signature_check_tail(bytes.get(at..).unwrap_or_default(), bytes.len() as u64),
+        None => false,
+    }
+}
+
+/// [`signature_check`] on the last `MODULE_SIGNATURE_SIZE + SIG_MAGIC.len()`
+/// bytes of an image that is `size` bytes long.
+fn signature_check_tail(tail: &[u8], size: u64) -> bool {
+    let Some(modsig) = tail.strip_suffix(SIG_MAGIC) else {
         return false;
     };
-    let Some(sig_start) = rest.len().checked_sub(MODULE_SIGNATURE_SIZE) else {
+    if modsig.len() != MODULE_SIGNATURE_SIZE {
         return false;
-    };
-    let Some(modsig) = rest.get(sig_start..) else {
+    }
+    let Some(sig_start) = size.checked_sub((MODULE_SIGNATURE_SIZE + SIG_MAGIC.len()) as u64) else {
         return false;
     };
     let byte = |i: usize| modsig.get(i).copied().unwrap_or(u8::MAX);
@@ -319,10 +419,10 @@ fn signature_check(bytes: &[u8]) -> bool {
         return false;
     }
     let sig_len = match modsig.get(8..12) {
-        Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]) as usize,
+        Some(&[a, b, c, d]) => u64::from(u32::from_be_bytes([a, b, c, d])),
         _ => return false,
     };
-    sig_len != 0 && sig_start >= usize::from(signer_len) + usize::from(key_id_len) + sig_len
+    sig_len != 0 && sig_start >= u64::from(signer_len) + u64::from(key_id_len) + sig_len
 }
 
 #[cfg(test)]
