@@ -214,6 +214,9 @@ pub struct Snapshot {
     pub modules_load: Vec<(String, Vec<String>)>,
     /// modprobe.d files in the order kmod reads them.
     pub modprobe: Vec<(String, parse::modprobe::ModprobeFile)>,
+    /// modprobe.d entries that exist but could not be read (path as the host sees it, why): a
+    /// link out of a captured tree, a FIFO, an oversized file.
+    pub modprobe_unreadable: Vec<(String, String)>,
     /// `/etc/default/grub`.
     pub grub_default: Probe<parse::grub::GrubDefault>,
     /// `/etc/kernel/cmdline` (systemd-boot / kernel-install).
@@ -300,7 +303,7 @@ impl Snapshot {
         let kconfig = read_kconfig(root, release.as_deref());
         let modules = read_modules(root, release.as_deref());
         let cmdline = root.read("proc/cmdline").map(|t| parse::cmdline::parse(&t));
-        let modprobe = read_modprobe(root);
+        let (modprobe, modprobe_unreadable) = read_modprobe(root);
         let modules_load = read_modules_load(root);
         let grub_default = root
             .read("etc/default/grub")
@@ -380,6 +383,7 @@ impl Snapshot {
             cmdline,
             modules_load,
             modprobe,
+            modprobe_unreadable,
             grub_default,
             kernel_cmdline_file,
             i915_params,
@@ -755,8 +759,16 @@ fn param_names(fields: &[(String, String)]) -> Vec<String> {
     v
 }
 
-fn read_modprobe(root: &HostRoot) -> Vec<(String, parse::modprobe::ModprobeFile)> {
+/// The modprobe.d files kmod would read, and those present but unreadable.
+#[allow(clippy::type_complexity)]
+fn read_modprobe(
+    root: &HostRoot,
+) -> (
+    Vec<(String, parse::modprobe::ModprobeFile)>,
+    Vec<(String, String)>,
+) {
     let mut files = Vec::new();
+    let mut unreadable = Vec::new();
     for dir in [
         "etc/modprobe.d",
         "run/modprobe.d",
@@ -766,13 +778,19 @@ fn read_modprobe(root: &HostRoot) -> Vec<(String, parse::modprobe::ModprobeFile)
     ] {
         if let Probe::Ok(names) = root.read_dir(dir) {
             for n in names {
-                if let Probe::Ok(text) = root.read(&format!("{dir}/{n}")) {
-                    files.push((format!("/{dir}"), n, text));
+                let rel = format!("{dir}/{n}");
+                match root.read(&rel) {
+                    Probe::Ok(text) => files.push((format!("/{dir}"), n, text)),
+                    Probe::Missing => {}
+                    Probe::Denied => {
+                        unreadable.push((HostRoot::display(&rel), "permission denied".into()))
+                    }
+                    Probe::Invalid(m) => unreadable.push((HostRoot::display(&rel), m)),
                 }
             }
         }
     }
-    parse::modprobe::merge_order(files)
+    (parse::modprobe::merge_order(files), unreadable)
 }
 
 /// modules-load.d(5): `*.conf` in etc/, run/, usr/local/lib/, usr/lib/ (a name in an earlier
