@@ -3,7 +3,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let _ = gvtg::parse::mdev_desc::parse(&text);
-});
+fuzz_target!(|data: &[u8]| gvtg::fuzzing::mdev_desc(data));

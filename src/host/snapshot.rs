@@ -464,8 +464,15 @@ fn merge_side_nodes(
     Probe::Ok(map)
 }
 
-/// `KEY=value` pairs of an os-release file, quotes removed.
+/// `KEY=value` pairs of an os-release file, quotes removed. Lines whose key is not a shell
+/// variable name (`[A-Za-z_][A-Za-z0-9_]*`, os-release(5)) are not assignments and are skipped.
 pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
+    let is_name = |k: &str| {
+        k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
     text.lines()
         .filter_map(|l| {
             let l = l.trim();
@@ -473,6 +480,9 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
                 return None;
             }
             let (k, v) = l.split_once('=')?;
+            if !is_name(k) {
+                return None;
+            }
             Some((
                 k.to_string(),
                 v.trim_matches(|c| c == '"' || c == '\'').to_string(),
@@ -1026,6 +1036,19 @@ fn mdev_type_parts(path: &str) -> (Option<String>, Option<String>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn os_release_skips_lines_that_are_not_assignments() {
+        // Found by the os_release fuzz target: `="https:/"` gave an empty key.
+        let m = parse_os_release("NAME=\"Ubuntu\"\n=\"https:/\"\n9X=1\nA-B=2\n_OK=3\n");
+        assert_eq!(
+            m.into_iter().collect::<Vec<_>>(),
+            [
+                ("NAME".to_string(), "Ubuntu".to_string()),
+                ("_OK".to_string(), "3".to_string())
+            ]
+        );
+    }
+
     use super::*;
 
     #[test]
