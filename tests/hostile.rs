@@ -441,8 +441,11 @@ fn hostile_tree_report_skips_what_it_cannot_read_and_replays() {
 
 // ---- report archives -------------------------------------------------------------------------
 
-/// One gzip'd tar with a top directory and the given raw members (name, type, link, data).
-fn archive(path: &Path, members: &[(&str, tar::EntryType, Option<&str>, &[u8])]) {
+/// A raw tar member: name, type, link target, data.
+type Member<'a> = (&'a str, tar::EntryType, Option<&'a str>, &'a [u8]);
+
+/// One gzip'd tar with the given raw members, in order.
+fn archive(path: &Path, members: &[Member]) {
     let f = std::fs::File::create(path).unwrap();
     let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
     let mut b = tar::Builder::new(gz);
@@ -486,7 +489,7 @@ fn hostile_archives_get_a_clear_error_and_write_nothing_outside() {
     use tar::EntryType::*;
     let top = ("gvtg-report-x/", Directory, None, &b""[..]);
     let root = ("gvtg-report-x/root/", Directory, None, &b""[..]);
-    let cases: Vec<(&str, Vec<(&str, tar::EntryType, Option<&str>, &[u8])>, &str)> = vec![
+    let cases: Vec<(&str, Vec<Member>, &str)> = vec![
         (
             "dot-dot",
             vec![
