@@ -199,6 +199,8 @@ fn hostile_tree() -> Hostile {
     // A 1 GiB (sparse) command line: reads must be bounded.
     let f = std::fs::File::create(r.join("proc/cmdline")).unwrap();
     f.set_len(1 << 30).unwrap();
+    let f = std::fs::File::create(r.join("proc/modules")).unwrap();
+    f.set_len(1 << 30).unwrap();
     // Device nodes where files are expected.
     let config = std::fs::read_dir(r.join("boot"))
         .unwrap()
@@ -308,7 +310,7 @@ fn hostile_tree_doctor_names_each_problem_and_runs_every_check() {
     );
     let gvt = said(&json, "i915.enable-gvt");
     assert!(
-        gvt.contains("/proc/cmdline: not read") && gvt.contains("larger than 16 MiB"),
+        gvt.contains("/proc/cmdline: not read") && gvt.contains("larger than 64 KiB"),
         "{gvt}"
     );
     assert!(
@@ -319,6 +321,11 @@ fn hostile_tree_doctor_names_each_problem_and_runs_every_check() {
     assert!(
         gvt.contains("/etc/default/grub: not read") && gvt.contains("not a regular file"),
         "{gvt}"
+    );
+    let modules = said(&json, "modules.loaded");
+    assert!(
+        modules.contains("/proc/modules") && modules.contains("larger than 16 MiB"),
+        "{modules}"
     );
     let log = check(&json, "kernel.log");
     assert_eq!(log["status"], "error", "{log}");
@@ -348,7 +355,7 @@ fn hostile_tree_doctor_names_each_problem_and_runs_every_check() {
     assert_no_raw_controls(&o, "doctor -v");
     let text = common::text(&o);
     assert!(text.contains("evil\\n\\u{1b}[31mRED"), "{text}");
-    assert!(text.contains("larger than 16 MiB"), "{text}");
+    assert!(text.contains("larger than 64 KiB"), "{text}");
     assert!(
         text.contains("14 passed") || text.contains("error(s)"),
         "{text}"

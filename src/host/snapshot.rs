@@ -188,6 +188,10 @@ pub enum ModuleFile {
     Unreadable(String),
 }
 
+/// The largest kernel command line read. The kernel's own limit (COMMAND_LINE_SIZE) is 2048
+/// bytes on x86 and a few KiB elsewhere; anything near this is not a command line.
+pub const CMDLINE_MAX: u64 = 64 * 1024;
+
 /// Everything the doctor judges, read once.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -302,13 +306,15 @@ impl Snapshot {
         let pci = read_pci(root);
         let kconfig = read_kconfig(root, release.as_deref());
         let modules = read_modules(root, release.as_deref());
-        let cmdline = root.read("proc/cmdline").map(|t| parse::cmdline::parse(&t));
+        let cmdline = root
+            .read_max("proc/cmdline", CMDLINE_MAX)
+            .map(|t| parse::cmdline::parse(&t));
         let (modprobe, modprobe_unreadable) = read_modprobe(root);
         let modules_load = read_modules_load(root);
         let grub_default = root
             .read("etc/default/grub")
             .map(|t| parse::grub::parse(&t));
-        let kernel_cmdline_file = root.read("etc/kernel/cmdline");
+        let kernel_cmdline_file = root.read_max("etc/kernel/cmdline", CMDLINE_MAX);
 
         let mut i915_params = BTreeMap::new();
         for p in ["enable_gvt", "enable_guc"] {
