@@ -289,11 +289,16 @@ pub fn report_archive(data: &[u8]) {
     if let Ok(root) = res {
         let canon = root.canonicalize().expect("root exists");
         assert!(canon.starts_with(dest.canonicalize().expect("dest")));
-        // The replay reads the tree; it must not panic on whatever the archive held.
+        // The replay reads the whole tree and judges it, as `doctor --from` does: that must not
+        // panic on whatever the archive held.
         if let Ok(host) = crate::host::root::HostRoot::at(&root) {
-            let _ = host.read("proc/cmdline");
-            let _ = host.read_dir("sys/class/mdev_bus");
-            let _ = host.kernel_log();
+            let snapshot = crate::host::Snapshot::collect(&host);
+            let sel = crate::checks::Selection {
+                passthrough: true,
+                ..Default::default()
+            };
+            let results = crate::checks::run(&snapshot, &sel);
+            assert!(!results.is_empty());
         }
     }
 }
