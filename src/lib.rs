@@ -11,6 +11,8 @@ pub mod checks;
 pub mod cli;
 pub mod cmd;
 pub mod fix;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod kmod;
 pub mod parse;

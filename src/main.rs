@@ -47,7 +47,11 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("gvtg: error: {e:#}");
+            // Errors can quote names from a hostile tree: no raw control characters.
+            eprintln!(
+                "gvtg: error: {}",
+                gvtg::render::printable(&format!("{e:#}"))
+            );
             ExitCode::from(2)
         }
     }

@@ -2,6 +2,10 @@
 //! it sleeps at named steps via `GVTG_FAILPOINT`). After each kill every file is wholly old or
 //! wholly new, a new run completes to the same result, and `--undo` restores the original tree
 //! byte for byte.
+//!
+//! `GVTG_KILL_RUNS=N` sets the number of runs (default 300), `GVTG_KILL_TMPDIR=DIR` where the
+//! trees live (default: the system temp dir); `scripts/killtest` runs thousands on tmpfs and
+//! prints the figures.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -44,13 +48,30 @@ impl Rng {
     }
 }
 
-fn check_old_or_new(now: &Tree, old: &Tree, new: &Tree, ctx: &str) {
-    for k in old.keys().chain(new.keys()).chain(now.keys()) {
-        let (o, n, c) = (old.get(k), new.get(k), now.get(k));
-        assert!(
-            c == o || c == n,
-            "{ctx}: {k} is neither the old nor the new version"
-        );
+/// The files that are neither wholly old nor wholly new (each named once).
+fn corrupted(now: &Tree, old: &Tree, new: &Tree) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> =
+        old.keys().chain(new.keys()).chain(now.keys()).collect();
+    keys.into_iter()
+        .filter(|k| {
+            let (o, n, c) = (old.get(*k), new.get(*k), now.get(*k));
+            c != o && c != n
+        })
+        .cloned()
+        .collect()
+}
+
+fn runs_wanted() -> usize {
+    std::env::var("GVTG_KILL_RUNS")
+        .ok()
+        .map(|v| v.parse().expect("GVTG_KILL_RUNS is a number"))
+        .unwrap_or(300)
+}
+
+fn scratch() -> tempfile::TempDir {
+    match std::env::var_os("GVTG_KILL_TMPDIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
     }
 }
 
@@ -81,11 +102,13 @@ fn sigkill_at_any_point_leaves_old_or_new_and_undo_restores() {
     ];
     let (mut killed, mut finished, mut iterations) = (0, 0, 0);
     let (mut saw_old, mut saw_mixed, mut saw_new) = (0, 0, 0);
-    let n_random = 220;
-    let n_failpoint = 80;
+    let runs = runs_wanted();
+    let n_random = runs * 11 / 15;
+    let n_failpoint = runs - n_random;
+    let mut bad_files: Vec<String> = Vec::new();
     for i in 0..(n_random + n_failpoint) {
         iterations += 1;
-        let d = tempfile::tempdir().unwrap();
+        let d = scratch();
         cp(pristine.path(), d.path());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gvtg"));
         cmd.args(["fix", "--yes", "--root"])
@@ -113,7 +136,11 @@ fn sigkill_at_any_point_leaves_old_or_new_and_undo_restores() {
         child.wait().unwrap();
         let ctx = format!("iteration {i} (delay {delay_us} us)");
         let now = without_tmp(tree(d.path()));
-        check_old_or_new(&now, &old, &new, &ctx);
+        let bad = corrupted(&now, &old, &new);
+        if !bad.is_empty() {
+            bad_files.extend(bad.iter().map(|k| format!("{ctx}: {k}")));
+            continue;
+        }
         if now == old {
             saw_old += 1;
         } else if now == new {
@@ -131,9 +158,17 @@ fn sigkill_at_any_point_leaves_old_or_new_and_undo_restores() {
         assert_eq!(u.status.code(), Some(0), "{ctx}: {}", text(&u));
         assert_same(&tree(d.path()), &old, &format!("{ctx}: undo"));
     }
-    eprintln!("crash test: {iterations} runs (span {span_us} us), {killed} killed mid-run, {finished} finished before the kill; trees after the kill: {saw_old} untouched, {saw_mixed} part-applied (each file old or new), {saw_new} fully applied");
+    eprintln!("crash test: {iterations} runs (span {span_us} us), {killed} killed mid-run, {finished} finished before the kill; trees after the kill: {saw_old} untouched, {saw_mixed} part-applied (each file old or new), {saw_new} fully applied; corrupted files: {}", bad_files.len());
+    assert!(
+        bad_files.is_empty(),
+        "files neither wholly old nor wholly new:\n{}",
+        bad_files.join("\n")
+    );
     assert!(saw_mixed > 0, "no kill landed between two file writes");
-    assert!(killed >= 100, "only {killed} runs were killed mid-run");
+    assert!(
+        killed >= runs / 3,
+        "only {killed} of {runs} runs were killed mid-run"
+    );
 }
 
 fn cp(from: &Path, to: &Path) {

@@ -28,6 +28,37 @@ pub(super) const CHECKS: &[Check] = &[
     },
 ];
 
+/// Places a parameter can be set that exist but could not be read (a link out of a captured
+/// tree, a FIFO, an oversized file), as evidence lines: the verdict was reached without them.
+fn unreadable_sources(s: &Snapshot) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut probe = |path: &str, state: Option<String>| {
+        if let Some(m) = state {
+            out.push((path.to_string(), format!("not read: {m}")));
+        }
+    };
+    let why = |p: &Probe<()>| match p {
+        Probe::Denied => Some("permission denied".to_string()),
+        Probe::Invalid(m) => Some(m.clone()),
+        _ => None,
+    };
+    probe("/proc/cmdline", why(&s.cmdline.as_ref().map(|_| ())));
+    probe(
+        "/etc/default/grub",
+        why(&s.grub_default.as_ref().map(|_| ())),
+    );
+    probe(
+        "/etc/kernel/cmdline",
+        why(&s.kernel_cmdline_file.as_ref().map(|_| ())),
+    );
+    out.extend(
+        s.modprobe_unreadable
+            .iter()
+            .map(|(p, m)| (p.clone(), format!("not read: {m}"))),
+    );
+    out
+}
+
 /// Mistakes in config files and the command line that mention a parameter, as evidence lines.
 fn mistakes(s: &Snapshot, needle: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -266,6 +297,9 @@ fn check_i915_enable_gvt(s: &Snapshot, _: &Prior) -> Outcome {
             o.push(p, m);
         }
     }
+    for (p, m) in unreadable_sources(s) {
+        o.push(p, m);
+    }
     o
 }
 
@@ -345,6 +379,9 @@ fn check_i915_guc(s: &Snapshot, _: &Prior) -> Outcome {
             }
         }
     }
+    for (p, m) in unreadable_sources(s) {
+        o.push(p, m);
+    }
     o
 }
 
@@ -381,6 +418,39 @@ mod tests {
                 .iter()
                 .any(|e| e.excerpt.contains("options i915 enable_gvt=1")),
             "{o:?}"
+        );
+    }
+
+    #[test]
+    fn unreadable_sources_are_named_in_the_evidence() {
+        let s = snapshot_with(|t| {
+            t.file("proc/cmdline", "quiet\n");
+            t.file("sys/module/i915/parameters/enable_gvt", "Y\n");
+            t.dir("etc/modprobe.d/i915.conf");
+            t.link("etc/default/grub", "/etc/passwd");
+        });
+        let o = gvt(&s);
+        assert_eq!(
+            o.status,
+            Status::Pass,
+            "the live value still decides: {o:?}"
+        );
+        let has = |path: &str, text: &str| {
+            o.evidence
+                .iter()
+                .any(|e| e.path == path && e.excerpt.contains(text))
+        };
+        assert!(has("/etc/modprobe.d/i915.conf", "is a directory"), "{o:?}");
+        assert!(
+            has("/etc/default/grub", "outside the captured tree"),
+            "{o:?}"
+        );
+        let guc = check_i915_guc(&s, &Prior { done: &[] });
+        assert!(
+            guc.evidence
+                .iter()
+                .any(|e| e.path == "/etc/modprobe.d/i915.conf"),
+            "{guc:?}"
         );
     }
 

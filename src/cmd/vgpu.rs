@@ -20,6 +20,7 @@ use crate::host::snapshot::{read_mdev_devices, read_mdev_parents, MdevDevice, Md
 use crate::host::sysfs_write::{self, is_safe_component, listed, WriteError};
 use crate::host::{HostRoot, Probe};
 use crate::parse::domain_xml;
+use crate::render::printable;
 
 /// Version of the JSON documents `vgpu types --json` and `vgpu list --json` print.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -243,17 +244,17 @@ fn types(
         return Ok(0);
     }
     for p in &doc.parents {
-        writeln!(out, "{}", p.name)?;
+        writeln!(out, "{}", printable(&p.name))?;
         if let Some(e) = &p.error {
-            writeln!(out, "  {e}")?;
+            writeln!(out, "  {}", printable(e))?;
         }
         for t in &p.types {
             let avail = t
                 .available_instances
                 .map_or_else(|| "?".to_string(), |n| n.to_string());
-            write!(out, "  {:<20} available {avail:>3}", t.id)?;
+            write!(out, "  {:<20} available {avail:>3}", printable(&t.id))?;
             if let Some(api) = &t.device_api {
-                write!(out, "  {api}")?;
+                write!(out, "  {}", printable(api))?;
             }
             if let Some(n) = &t.name {
                 write!(out, "  name {n:?}")?;
@@ -267,18 +268,18 @@ fn types(
                     f(g.low_gm_mb, " MB"),
                     f(g.high_gm_mb, " MB"),
                     f(g.fence, ""),
-                    g.resolution.as_deref().unwrap_or("?"),
+                    printable(g.resolution.as_deref().unwrap_or("?")),
                     f(g.weight, ""),
                 )?;
             } else if let Some(d) = &t.description {
                 writeln!(
                     out,
                     "      {}",
-                    d.split_whitespace().collect::<Vec<_>>().join(" ")
+                    printable(&d.split_whitespace().collect::<Vec<_>>().join(" "))
                 )?;
             }
             if let Some(e) = &t.available_instances_error {
-                writeln!(out, "      {e}")?;
+                writeln!(out, "      {}", printable(e))?;
             }
         }
     }
@@ -515,15 +516,15 @@ fn list(root: &HostRoot, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> 
         writeln!(
             out,
             "{}  {} on {}  iommu group {}  {}  persisted: {}",
-            m.uuid,
-            m.mdev_type.as_deref().unwrap_or("?"),
-            m.parent.as_deref().unwrap_or("?"),
+            printable(&m.uuid),
+            printable(m.mdev_type.as_deref().unwrap_or("?")),
+            printable(m.parent.as_deref().unwrap_or("?")),
             m.iommu_group.map_or("?".into(), |g| g.to_string()),
-            use_text,
+            printable(&use_text),
             if m.persisted.is_empty() {
                 "no".into()
             } else {
-                m.persisted.join(", ")
+                printable(&m.persisted.join(", ")).into_owned()
             }
         )?;
     }
@@ -792,13 +793,21 @@ fn create(root: &HostRoot, req: &CreateReq, out: &mut dyn Write) -> anyhow::Resu
     if req.persist {
         if let Err(e) = persist(root, &r.parent, id, &uuid, out) {
             // Leave nothing half-done: take the device away again.
-            let undo = if root.exists(&dev_rel) {
-                match sysfs_write::write_attr(root, &format!("{dev_rel}/remove"), b"1") {
+            // Only names the kernel listed: the device directory, then its `remove` attribute.
+            let remove_rel = listed(root, "sys/bus/mdev/devices", &uuid).and_then(|u| {
+                let dev = format!("sys/bus/mdev/devices/{u}");
+                listed(root, &dev, "remove").map(|rm| format!("{dev}/{rm}"))
+            });
+            let undo = match remove_rel {
+                Some(rel) => match sysfs_write::write_attr(root, &rel, b"1") {
                     Ok(()) => format!("removed {uuid} again"),
                     Err(re) => format!("removing {uuid} again failed too: {re}"),
-                }
-            } else {
-                format!("{uuid} is not present, nothing to undo")
+                },
+                None if root.exists(&dev_rel) => format!(
+                    "{} has no `remove` attribute, remove it by hand",
+                    HostRoot::display(&dev_rel)
+                ),
+                None => format!("{uuid} is not present, nothing to undo"),
             };
             return Err(e.context(format!("persisting mdev {uuid} ({undo})")));
         }

@@ -230,6 +230,18 @@ impl HostRoot {
 
     /// Reads a whole file as bytes (bounded by [`MAX_READ`]).
     pub fn read_bytes(&self, rel: &str) -> Probe<Vec<u8>> {
+        self.read_bytes_max(rel, MAX_READ)
+    }
+
+    /// Reads a whole file as text, refusing one larger than `limit` bytes (for files the kernel
+    /// keeps small, such as the command line, so a hostile tree cannot make the parsers chew on
+    /// megabytes).
+    pub fn read_max(&self, rel: &str, limit: u64) -> Probe<String> {
+        self.read_bytes_max(rel, limit.min(MAX_READ))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    fn read_bytes_max(&self, rel: &str, limit: u64) -> Probe<Vec<u8>> {
         let p = match self.resolve(rel) {
             Ok(p) => p,
             Err(e) => return e.map_never(),
@@ -249,7 +261,7 @@ impl HostRoot {
                 Err(e) => return io_probe(&e, rel),
             }
         }
-        match read_bounded(&p.path, MAX_READ) {
+        match read_bounded(&p.path, limit) {
             Ok(b) => Probe::Ok(b),
             Err(e) => io_probe(&e, rel),
         }
@@ -554,10 +566,14 @@ fn read_bounded(p: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     f.take(limit + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
+        let size = if limit >= 1024 * 1024 {
+            format!("{} MiB", limit / 1024 / 1024)
+        } else {
+            format!("{} KiB", limit / 1024)
+        };
         return Err(std::io::Error::other(format!(
-            "{} is larger than {} MiB",
-            p.display(),
-            limit / 1024 / 1024
+            "{} is larger than {size}",
+            p.display()
         )));
     }
     Ok(buf)

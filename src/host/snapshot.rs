@@ -192,6 +192,10 @@ pub enum ModuleFile {
     Unreadable(String),
 }
 
+/// The largest kernel command line read. The kernel's own limit (COMMAND_LINE_SIZE) is 2048
+/// bytes on x86 and a few KiB elsewhere; anything near this is not a command line.
+pub const CMDLINE_MAX: u64 = 64 * 1024;
+
 /// Everything the doctor judges, read once.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -218,6 +222,9 @@ pub struct Snapshot {
     pub modules_load: Vec<(String, Vec<String>)>,
     /// modprobe.d files in the order kmod reads them.
     pub modprobe: Vec<(String, parse::modprobe::ModprobeFile)>,
+    /// modprobe.d entries that exist but could not be read (path as the host sees it, why): a
+    /// link out of a captured tree, a FIFO, an oversized file.
+    pub modprobe_unreadable: Vec<(String, String)>,
     /// `/etc/default/grub`.
     pub grub_default: Probe<parse::grub::GrubDefault>,
     /// `/etc/kernel/cmdline` (systemd-boot / kernel-install).
@@ -307,13 +314,15 @@ impl Snapshot {
         let pci = read_pci(root);
         let kconfig = read_kconfig(root, release.as_deref());
         let modules = read_modules(root, release.as_deref());
-        let cmdline = root.read("proc/cmdline").map(|t| parse::cmdline::parse(&t));
-        let modprobe = read_modprobe(root);
+        let cmdline = root
+            .read_max("proc/cmdline", CMDLINE_MAX)
+            .map(|t| parse::cmdline::parse(&t));
+        let (modprobe, modprobe_unreadable) = read_modprobe(root);
         let modules_load = read_modules_load(root);
         let grub_default = root
             .read("etc/default/grub")
             .map(|t| parse::grub::parse(&t));
-        let kernel_cmdline_file = root.read("etc/kernel/cmdline");
+        let kernel_cmdline_file = root.read_max("etc/kernel/cmdline", CMDLINE_MAX);
 
         let mut i915_params = BTreeMap::new();
         for p in ["enable_gvt", "enable_guc"] {
@@ -388,6 +397,7 @@ impl Snapshot {
             cmdline,
             modules_load,
             modprobe,
+            modprobe_unreadable,
             grub_default,
             kernel_cmdline_file,
             i915_params,
@@ -469,8 +479,15 @@ fn merge_side_nodes(
     Probe::Ok(map)
 }
 
-/// `KEY=value` pairs of an os-release file, quotes removed.
+/// `KEY=value` pairs of an os-release file, quotes removed. Lines whose key is not a shell
+/// variable name (`[A-Za-z_][A-Za-z0-9_]*`, os-release(5)) are not assignments and are skipped.
 pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
+    let is_name = |k: &str| {
+        k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
     text.lines()
         .filter_map(|l| {
             let l = l.trim();
@@ -478,6 +495,9 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
                 return None;
             }
             let (k, v) = l.split_once('=')?;
+            if !is_name(k) {
+                return None;
+            }
             Some((
                 k.to_string(),
                 v.trim_matches(|c| c == '"' || c == '\'').to_string(),
@@ -769,8 +789,16 @@ fn param_names(fields: &[(String, String)]) -> Vec<String> {
     v
 }
 
-fn read_modprobe(root: &HostRoot) -> Vec<(String, parse::modprobe::ModprobeFile)> {
+/// The modprobe.d files kmod would read, and those present but unreadable.
+#[allow(clippy::type_complexity)]
+fn read_modprobe(
+    root: &HostRoot,
+) -> (
+    Vec<(String, parse::modprobe::ModprobeFile)>,
+    Vec<(String, String)>,
+) {
     let mut files = Vec::new();
+    let mut unreadable = Vec::new();
     for dir in [
         "etc/modprobe.d",
         "run/modprobe.d",
@@ -780,13 +808,19 @@ fn read_modprobe(root: &HostRoot) -> Vec<(String, parse::modprobe::ModprobeFile)
     ] {
         if let Probe::Ok(names) = root.read_dir(dir) {
             for n in names {
-                if let Probe::Ok(text) = root.read(&format!("{dir}/{n}")) {
-                    files.push((format!("/{dir}"), n, text));
+                let rel = format!("{dir}/{n}");
+                match root.read(&rel) {
+                    Probe::Ok(text) => files.push((format!("/{dir}"), n, text)),
+                    Probe::Missing => {}
+                    Probe::Denied => {
+                        unreadable.push((HostRoot::display(&rel), "permission denied".into()))
+                    }
+                    Probe::Invalid(m) => unreadable.push((HostRoot::display(&rel), m)),
                 }
             }
         }
     }
-    parse::modprobe::merge_order(files)
+    (parse::modprobe::merge_order(files), unreadable)
 }
 
 /// modules-load.d(5): `*.conf` in etc/, run/, usr/local/lib/, usr/lib/ (a name in an earlier
@@ -1025,6 +1059,19 @@ fn mdev_type_parts(path: &str) -> (Option<String>, Option<String>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn os_release_skips_lines_that_are_not_assignments() {
+        // Found by the os_release fuzz target: `="https:/"` gave an empty key.
+        let m = parse_os_release("NAME=\"Ubuntu\"\n=\"https:/\"\n9X=1\nA-B=2\n_OK=3\n");
+        assert_eq!(
+            m.into_iter().collect::<Vec<_>>(),
+            [
+                ("NAME".to_string(), "Ubuntu".to_string()),
+                ("_OK".to_string(), "3".to_string())
+            ]
+        );
+    }
+
     use super::*;
 
     #[test]

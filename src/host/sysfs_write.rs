@@ -31,7 +31,10 @@ impl std::fmt::Display for WriteError {
 impl std::error::Error for WriteError {}
 
 /// Whether `name` is safe as one path component: not empty, not `.`/`..`, no `/` or NUL, at most
-/// 255 bytes (NAME_MAX). Sysfs names come from the kernel, but a captured tree can hold anything.
+/// 255 bytes (NAME_MAX), no control characters (no kernel name has them; in a hostile tree they
+/// would reach the terminal), and no U+FFFD (the lossy form of a name that is not UTF-8: writing
+/// to it would address a different file than the one listed). Sysfs names come from the kernel,
+/// but a captured tree can hold anything.
 pub fn is_safe_component(name: &str) -> bool {
     !name.is_empty()
         && name != "."
@@ -39,6 +42,8 @@ pub fn is_safe_component(name: &str) -> bool {
         && name.len() <= 255
         && !name.contains('/')
         && !name.contains('\0')
+        && !name.contains(char::REPLACEMENT_CHARACTER)
+        && !name.chars().any(char::is_control)
 }
 
 /// `name` if a listing of `dir` under `root` holds it exactly and it is a safe component.
@@ -154,7 +159,16 @@ mod tests {
 
     #[test]
     fn components() {
-        for bad in ["", ".", "..", "a/b", "a\0b", &"x".repeat(256)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\0b",
+            &"x".repeat(256),
+            "evil\n\u{1b}[31m",
+            "i915-\u{fffd}",
+        ] {
             assert!(!is_safe_component(bad), "{bad:?}");
         }
         assert!(is_safe_component("i915-GVTg_V5_4"));

@@ -6,6 +6,8 @@ pub mod json;
 pub mod prometheus;
 pub mod text;
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::checks::{Check, Counts, Outcome};
@@ -82,4 +84,42 @@ pub struct Report<'a> {
     pub counts: Counts,
     /// The exit code the doctor returns.
     pub exit_code: i32,
+}
+
+/// `s` made safe for a terminal: control characters (ESC, BEL, CR, newline, DEL, the C1 codes)
+/// are shown as Rust escapes (`\u{1b}`, `\n`) instead of being written raw, so a name or file
+/// read from a hostile sysfs or captured tree cannot move the cursor, recolour the screen, set
+/// the window title or forge an output line. Tabs are kept. Text without such characters is
+/// returned as is.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    let bad = |c: char| c.is_control() && c != '\t';
+    if !s.chars().any(bad) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("i915-GVTg_V5_4\tx"), "i915-GVTg_V5_4\tx");
+        assert_eq!(
+            printable("evil\n\u{1b}[31mRED\u{7}\u{9b}2J"),
+            "evil\\n\\u{1b}[31mRED\\u{7}\\u{9b}2J"
+        );
+        assert!(!printable("\u{1b}]0;title\u{7}")
+            .chars()
+            .any(char::is_control));
+    }
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use owo_colors::OwoColorize;
 
-use super::Report;
+use super::{printable, Report};
 use crate::checks::Status;
 
 /// The padded verdict label, coloured when `color` is set.
@@ -32,23 +32,23 @@ pub fn render(r: &Report, verbose: bool, color: bool, out: &mut dyn Write) -> st
         if h.live { "this host" } else { "captured tree" }
     )];
     if let Some(os) = &h.os {
-        head.push(os.clone());
+        head.push(printable(os).into_owned());
     }
     if let Some(k) = &h.kernel {
-        head.push(format!("kernel {k}"));
+        head.push(format!("kernel {}", printable(k)));
     }
     writeln!(out, "{}", head.join(", "))?;
     if let Some(c) = &h.cpu {
-        write!(out, "CPU: {c}")?;
+        write!(out, "CPU: {}", printable(c))?;
         if let Some(g) = &h.igd {
             write!(
                 out,
                 "; iGPU {} [{}]{}",
-                g.address,
+                printable(&g.address),
                 g.id,
                 g.driver
                     .as_deref()
-                    .map(|d| format!(" ({d})"))
+                    .map(|d| format!(" ({})", printable(d)))
                     .unwrap_or_default()
             )?;
         }
@@ -73,11 +73,16 @@ pub fn render(r: &Report, verbose: bool, color: bool, out: &mut dyn Write) -> st
             "{:<idw$}  {}  {}",
             c.id,
             status_label(o.status, color),
-            o.summary
+            printable(&o.summary)
         )?;
         if verbose {
             for e in &o.evidence {
-                let line = format!("{:idw$}         {}: {}", "", e.path, e.excerpt);
+                let line = format!(
+                    "{:idw$}         {}: {}",
+                    "",
+                    printable(&e.path),
+                    printable(&e.excerpt)
+                );
                 if color {
                     writeln!(out, "{}", line.dimmed())?;
                 } else {
@@ -109,7 +114,7 @@ pub fn render(r: &Report, verbose: bool, color: bool, out: &mut dyn Write) -> st
                 writeln!(out, "\n{head}")?;
             }
             for l in o.remedy.as_deref().unwrap_or("").lines() {
-                writeln!(out, "  {l}")?;
+                writeln!(out, "  {}", printable(l))?;
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
@@ -101,7 +102,12 @@ fn clean(p: &Path) -> Result<PathBuf> {
 /// device nodes and FIFOs, members over [`MAX_FILE`], more than [`MAX_TOTAL`] in all, and
 /// decompression ratios over [`MAX_RATIO`].
 pub fn unpack(file: &Path, dest: &Path) -> Result<PathBuf> {
-    let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    // O_NONBLOCK: a FIFO given as the report must be refused, not waited on.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(file)
+        .with_context(|| format!("opening {}", file.display()))?;
     if !f.metadata()?.is_file() {
         bail!("{} is not a regular file", file.display());
     }
@@ -145,7 +151,16 @@ pub fn unpack(file: &Path, dest: &Path) -> Result<PathBuf> {
             bail!(ctx(format!("unpacks to more than {} MiB", MAX_TOTAL >> 20)));
         }
         let out = dest.join(&rel);
-        no_symlink_on_the_way(dest, &rel)?;
+        no_symlink_on_the_way(dest, &rel).map_err(|e| anyhow::anyhow!(ctx(e.to_string())))?;
+        // Links are made last, so a member below an earlier symlink member would land in a
+        // real directory now and collide with (or be redirected by) the link later.
+        if let Some((l, _)) = links.iter().find(|(l, _)| out.starts_with(l)) {
+            bail!(ctx(format!(
+                "archive member {} goes through the symlink member {}",
+                rel.display(),
+                l.strip_prefix(dest).unwrap_or(l).display()
+            )));
+        }
         match entry.header().entry_type() {
             tar::EntryType::Directory => std::fs::create_dir_all(&out)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -201,7 +216,12 @@ pub fn unpack(file: &Path, dest: &Path) -> Result<PathBuf> {
         if let Some(d) = at.parent() {
             std::fs::create_dir_all(d)?;
         }
-        std::os::unix::fs::symlink(&target, &at)?;
+        std::os::unix::fs::symlink(&target, &at).map_err(|e| {
+            anyhow::anyhow!(ctx(format!(
+                "symlink member {}: {e}",
+                at.strip_prefix(dest).unwrap_or(&at).display()
+            )))
+        })?;
     }
     let tops: Vec<PathBuf> = std::fs::read_dir(dest)?
         .filter_map(|e| e.ok())
