@@ -478,18 +478,26 @@ impl<'a> HostDir<'a> {
             Err(_) if !self.root.live => return self.root.read_bytes(&self.join(name)),
             Err(e) => return io_probe(&e.into(), &self.join(name)),
         };
-        if !self.root.live && !fstat(&file).is_ok_and(|st| is_reg(st.st_mode)) {
-            // Replaced between the look and the open: let the path-based read decide.
-            return self.root.read_bytes(&self.join(name));
-        }
-        let mut buf = Vec::new();
-        match file.take(MAX_READ + 1).read_to_end(&mut buf) {
-            Ok(_) if buf.len() as u64 > MAX_READ => Probe::Invalid(format!(
+        // When the whole content is known to be in after the first read, the read that would
+        // return 0 is skipped: a regular file of the captured tree once its `st_size` bytes
+        // are in, a sysfs attribute once a read returned less than a page (the kernel hands an
+        // attribute's whole text to the first read).
+        let complete_at = if self.root.live {
+            self.rel.starts_with("sys/").then_some(None)
+        } else {
+            match fstat(&file) {
+                Ok(st) if is_reg(st.st_mode) => Some(Some(st.st_size as u64)),
+                // Replaced between the look and the open: let the path-based read decide.
+                _ => return self.root.read_bytes(&self.join(name)),
+            }
+        };
+        match read_to_end_bounded(file, complete_at) {
+            Ok(b) if b.len() as u64 > MAX_READ => Probe::Invalid(format!(
                 "reading {}: larger than {} MiB",
                 HostRoot::display(&self.join(name)),
                 MAX_READ / 1024 / 1024
             )),
-            Ok(_) => Probe::Ok(buf),
+            Ok(b) => Probe::Ok(b),
             Err(e) => io_probe(&e, &self.join(name)),
         }
     }
@@ -611,6 +619,50 @@ impl<'a> HostDir<'a> {
                 .to_string()
         })
     }
+}
+
+/// Reads `file` to its end, at most [`MAX_READ`] + 1 bytes (the caller reports more as too
+/// large). `complete_at`: `Some(Some(n))` stops once `n` bytes are in, `Some(None)` once a read
+/// returns less than a page (a sysfs attribute), `None` reads until a read returns 0.
+fn read_to_end_bounded(
+    mut file: File,
+    complete_at: Option<Option<u64>>,
+) -> std::io::Result<Vec<u8>> {
+    const PAGE: usize = 4096;
+    let cap = match complete_at {
+        Some(Some(n)) if n < MAX_READ => n as usize + 1,
+        _ => PAGE + 1,
+    };
+    let mut buf = vec![0u8; cap];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if len as u64 > MAX_READ {
+                break;
+            }
+            let grow = buf
+                .len()
+                .min((MAX_READ + 1) as usize - len.min(MAX_READ as usize));
+            buf.resize(len + grow.max(1), 0);
+        }
+        let n = match file.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        len += n;
+        let done = match complete_at {
+            _ if n == 0 => true,
+            Some(Some(size)) => len as u64 == size,
+            Some(None) => n < PAGE && len == n,
+            None => false,
+        };
+        if done {
+            break;
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// One path component: no `/`, not `.` or `..`, not empty.
@@ -765,6 +817,40 @@ mod tests {
         assert!(
             matches!(one.read_attr("devices"), Probe::Invalid(ref m) if m.contains("directory"))
         );
+    }
+
+    #[test]
+    fn host_dir_reads_whole_files_and_bounds_them() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("sys/x")).unwrap();
+        let text: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(t.path().join("sys/x/long"), &text).unwrap();
+        std::fs::write(t.path().join("sys/x/empty"), "").unwrap();
+        File::create(t.path().join("sys/x/big"))
+            .unwrap()
+            .set_len(MAX_READ + 10)
+            .unwrap();
+        let root = HostRoot::at(t.path()).unwrap();
+        let d = root.dir("sys/x");
+        assert_eq!(d.read_bytes("long"), Probe::Ok(text.clone()));
+        assert_eq!(d.read_bytes("empty"), Probe::Ok(Vec::new()));
+        assert!(matches!(d.read_bytes("big"), Probe::Invalid(m) if m.contains("larger")));
+        // Unknown size (a pipe or /proc file): read until a read returns 0, still bounded.
+        let f = File::open(t.path().join("sys/x/long")).unwrap();
+        assert_eq!(read_to_end_bounded(f, None).unwrap(), text);
+        let f = File::open(t.path().join("sys/x/big")).unwrap();
+        assert_eq!(
+            read_to_end_bounded(f, None).unwrap().len() as u64,
+            MAX_READ + 1
+        );
+        // Live sysfs: one read of an attribute is its whole text.
+        let live = HostRoot::live();
+        let d = live.dir("sys/devices/system/cpu");
+        if d.fd.is_some() {
+            let whole = live.read_bytes("sys/devices/system/cpu/possible");
+            assert!(matches!(whole, Probe::Ok(ref b) if b.ends_with(b"\n")));
+            assert_eq!(d.read_bytes("possible"), whole);
+        }
     }
 
     #[test]
