@@ -558,7 +558,12 @@ impl<'a> HostDir<'a> {
                 .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
             nix::fcntl::openat2(fd.as_fd(), name, how)
         };
-        let Ok(dir) = opened.and_then(nix::dir::Dir::from_fd) else {
+        // rustix's `Dir` reads the descriptor as it is (libc's `fdopendir` first checks it
+        // with `fstat` and `fcntl`, two system calls per directory).
+        let Ok(dir) = opened
+            .map_err(std::io::Error::from)
+            .and_then(|fd| rustix::fs::Dir::new(fd).map_err(std::io::Error::from))
+        else {
             return self.root.read_dir(&self.join(name));
         };
         let mut names = Vec::new();
