@@ -413,7 +413,48 @@ fn holders_of_all(root: &HostRoot, devs: &[MdevDevice]) -> Vec<Result<Vec<Holder
             .map(|_| Err("unknown (needs root)".into()))
             .collect();
     }
-    let per_dev: Vec<Vec<String>> = devs.iter().map(|d| vfio_nodes(root, d)).collect();
+    // On the live host only nodes that exist can be held open (a process holding a node that
+    // was since removed sees `/dev/vfio/12 (deleted)`, which names no node): with the two
+    // directories listed once, a host whose devices have no VFIO node is answered without
+    // reading /proc at all, and the per-device `vfio-dev` directories are read only when
+    // iommufd nodes exist. A captured tree may hold /proc links without the nodes, so there
+    // every device's nodes are looked for, as before.
+    if !root.is_live() {
+        let per_dev: Vec<Vec<String>> = devs.iter().map(|d| vfio_nodes(root, d)).collect();
+        return holders_among(root, devs, per_dev);
+    }
+    let present: std::collections::HashSet<String> = ["dev/vfio", "dev/vfio/devices"]
+        .iter()
+        .flat_map(|d| {
+            root.read_dir(d)
+                .into_ok()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |n| HostRoot::display(&format!("{d}/{n}")))
+        })
+        .collect();
+    let cdevs = present.iter().any(|n| n.starts_with("/dev/vfio/devices/"));
+    let per_dev: Vec<Vec<String>> = devs
+        .iter()
+        .map(|d| {
+            let mut nodes = match d.iommu_group {
+                Some(g) if !cdevs => vec![HostRoot::display(&format!("dev/vfio/{g}"))],
+                None if !cdevs => Vec::new(),
+                _ => vfio_nodes(root, d),
+            };
+            nodes.retain(|n| present.contains(n));
+            nodes
+        })
+        .collect();
+    holders_among(root, devs, per_dev)
+}
+
+/// The holders of each device's `per_dev` nodes, with one pass over `/proc` for all of them.
+fn holders_among(
+    root: &HostRoot,
+    devs: &[MdevDevice],
+    per_dev: Vec<Vec<String>>,
+) -> Vec<Result<Vec<Holder>, String>> {
     let all: std::collections::HashSet<&str> =
         per_dev.iter().flatten().map(String::as_str).collect();
     if all.is_empty() {

@@ -449,41 +449,151 @@ impl HostRoot {
     }
 }
 
-impl HostDir<'_> {
+impl<'a> HostDir<'a> {
     fn join(&self, name: &str) -> String {
         format!("{}/{name}", self.rel)
     }
 
     /// [`HostRoot::read_bytes`] of the entry `name` (a single path component).
+    ///
+    /// In a captured tree the entry is first looked at with `fstatat(AT_SYMLINK_NOFOLLOW)`
+    /// through the directory (resolved beneath the tree): only a regular file is opened, with
+    /// `O_NOFOLLOW | O_NONBLOCK`, and checked again with `fstat` once open, so a device node, a
+    /// FIFO or a link is never opened here. Anything else (a link, a directory, a FIFO, an
+    /// error other than "no such entry") goes through [`HostRoot::read_bytes`], which decides
+    /// and words the answer as for any path.
     pub fn read_bytes(&self, name: &str) -> Probe<Vec<u8>> {
         use nix::fcntl::OFlag;
+        use nix::sys::stat::{fstat, fstatat, Mode};
         use std::os::fd::AsFd;
-        let Some(fd) = self
-            .fd
-            .as_ref()
-            .filter(|_| self.root.live && is_component(name))
-        else {
+        let Some(fd) = self.fd.as_ref().filter(|_| is_component(name)) else {
             return self.root.read_bytes(&self.join(name));
         };
-        let file = match nix::fcntl::openat(
-            fd.as_fd(),
-            name,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        ) {
+        let is_reg = |mode: nix::libc::mode_t| mode & nix::libc::S_IFMT == nix::libc::S_IFREG;
+        let flags = if self.root.live {
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC
+        } else {
+            match fstatat(fd.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) if is_reg(st.st_mode) => {}
+                // The directory is resolved, so a missing entry is missing at any path.
+                Err(nix::errno::Errno::ENOENT) => return Probe::Missing,
+                _ => return self.root.read_bytes(&self.join(name)),
+            }
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC
+        };
+        let file = match nix::fcntl::openat(fd.as_fd(), name, flags, Mode::empty()) {
             Ok(f) => File::from(f),
+            Err(_) if !self.root.live => return self.root.read_bytes(&self.join(name)),
             Err(e) => return io_probe(&e.into(), &self.join(name)),
         };
-        let mut buf = Vec::new();
-        match file.take(MAX_READ + 1).read_to_end(&mut buf) {
-            Ok(_) if buf.len() as u64 > MAX_READ => Probe::Invalid(format!(
+        // When the whole content is known to be in after the first read, the read that would
+        // return 0 is skipped: a regular file of the captured tree once its `st_size` bytes
+        // are in, a sysfs attribute once a read returned less than a page (the kernel hands an
+        // attribute's whole text to the first read).
+        let complete_at = if self.root.live {
+            self.rel.starts_with("sys/").then_some(None)
+        } else {
+            match fstat(&file) {
+                Ok(st) if is_reg(st.st_mode) => Some(Some(st.st_size as u64)),
+                // Replaced between the look and the open: let the path-based read decide.
+                _ => return self.root.read_bytes(&self.join(name)),
+            }
+        };
+        match read_to_end_bounded(file, complete_at) {
+            Ok(b) if b.len() as u64 > MAX_READ => Probe::Invalid(format!(
                 "reading {}: larger than {} MiB",
                 HostRoot::display(&self.join(name)),
                 MAX_READ / 1024 / 1024
             )),
-            Ok(_) => Probe::Ok(buf),
+            Ok(b) => Probe::Ok(b),
             Err(e) => io_probe(&e, &self.join(name)),
         }
+    }
+
+    /// The entry `name` as a [`HostDir`] of its own, opened relative to this one (in a captured
+    /// tree resolved with `RESOLVE_BENEATH` this directory, which is itself beneath the tree);
+    /// when that fails (a link leading above this directory, a missing entry), it is
+    /// [`HostRoot::dir`] of the joined path, with the same results.
+    pub fn subdir(&self, name: &str) -> HostDir<'a> {
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+        use std::os::fd::AsFd;
+        let fd = self
+            .fd
+            .as_ref()
+            .filter(|_| is_component(name))
+            .and_then(|fd| {
+                if self.root.live {
+                    nix::fcntl::openat(
+                        fd.as_fd(),
+                        name,
+                        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                        nix::sys::stat::Mode::empty(),
+                    )
+                    .ok()
+                } else {
+                    let how = OpenHow::new()
+                        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+                        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+                    nix::fcntl::openat2(fd.as_fd(), name, how).ok()
+                }
+            });
+        match fd {
+            Some(fd) => HostDir {
+                root: self.root,
+                rel: self.join(name),
+                fd: Some(fd),
+            },
+            None => self.root.dir(&self.join(name)),
+        }
+    }
+
+    /// [`HostRoot::read_dir`] of the entry `name`: the directory is opened relative to this
+    /// one (`O_DIRECTORY`, which never opens anything but a directory; beneath this directory
+    /// in a captured tree, whose side-file entries are added as [`HostRoot::read_dir`] adds
+    /// them). When it cannot be opened that way, it is the path-based call.
+    pub fn read_dir(&self, name: &str) -> Probe<Vec<String>> {
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+        use std::os::fd::AsFd;
+        let Some(fd) = self.fd.as_ref().filter(|_| is_component(name)) else {
+            return self.root.read_dir(&self.join(name));
+        };
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let opened = if self.root.live {
+            nix::fcntl::openat(fd.as_fd(), name, flags, nix::sys::stat::Mode::empty())
+        } else {
+            let how = OpenHow::new()
+                .flags(flags)
+                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            nix::fcntl::openat2(fd.as_fd(), name, how)
+        };
+        // rustix's `Dir` reads the descriptor as it is (libc's `fdopendir` first checks it
+        // with `fstat` and `fcntl`, two system calls per directory).
+        let Ok(dir) = opened
+            .map_err(std::io::Error::from)
+            .and_then(|fd| rustix::fs::Dir::new(fd).map_err(std::io::Error::from))
+        else {
+            return self.root.read_dir(&self.join(name));
+        };
+        let mut names = Vec::new();
+        for e in dir {
+            let Ok(e) = e else {
+                return self.root.read_dir(&self.join(name));
+            };
+            let n = e.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                names.push(String::from_utf8_lossy(n).into_owned());
+            }
+        }
+        if !self.root.live {
+            names.extend(self.root.side.children(&self.join(name)));
+        }
+        names.sort();
+        names.dedup();
+        Probe::Ok(names)
     }
 
     /// [`HostRoot::read`] of the entry `name`.
@@ -526,6 +636,50 @@ impl HostDir<'_> {
                 .to_string()
         })
     }
+}
+
+/// Reads `file` to its end, at most [`MAX_READ`] + 1 bytes (the caller reports more as too
+/// large). `complete_at`: `Some(Some(n))` stops once `n` bytes are in, `Some(None)` once a read
+/// returns less than a page (a sysfs attribute), `None` reads until a read returns 0.
+fn read_to_end_bounded(
+    mut file: File,
+    complete_at: Option<Option<u64>>,
+) -> std::io::Result<Vec<u8>> {
+    const PAGE: usize = 4096;
+    let cap = match complete_at {
+        Some(Some(n)) if n < MAX_READ => n as usize + 1,
+        _ => PAGE + 1,
+    };
+    let mut buf = vec![0u8; cap];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if len as u64 > MAX_READ {
+                break;
+            }
+            let grow = buf
+                .len()
+                .min((MAX_READ + 1) as usize - len.min(MAX_READ as usize));
+            buf.resize(len + grow.max(1), 0);
+        }
+        let n = match file.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        len += n;
+        let done = match complete_at {
+            _ if n == 0 => true,
+            Some(Some(size)) => len as u64 == size,
+            Some(None) => n < PAGE && len == n,
+            None => false,
+        };
+        if done {
+            break;
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// One path component: no `/`, not `.` or `..`, not empty.
@@ -644,6 +798,80 @@ mod tests {
         assert_eq!(d.link_name("out"), Probe::Ok("etc".into()));
         assert!(matches!(d.read_attr("abs"), Probe::Invalid(ref m) if m.contains("outside")));
         assert_eq!(d.read_attr("out/missing"), Probe::Missing);
+    }
+
+    #[test]
+    fn host_dir_subdirs_and_listings_stay_in_the_tree() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "x").unwrap();
+        std::fs::create_dir_all(outside.path().join("d/e")).unwrap();
+        std::fs::create_dir_all(t.path().join("sys/g/1/devices/a")).unwrap();
+        std::fs::write(t.path().join("sys/g/1/name"), "vfio-noiommu\n").unwrap();
+        std::os::unix::fs::symlink(outside.path(), t.path().join("sys/g/2")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("d"), t.path().join("sys/g/1/out")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), t.path().join("sys/g/1/s"))
+            .unwrap();
+        std::os::unix::fs::symlink("1", t.path().join("sys/g/up")).unwrap();
+        nix::unistd::mkfifo(
+            &t.path().join("sys/g/1/fifo"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        let root = HostRoot::at(t.path()).unwrap();
+        let g = root.dir("sys/g");
+        let one = g.subdir("1");
+        assert_eq!(one.read_attr("name"), Probe::Ok("vfio-noiommu".into()));
+        assert_eq!(one.read_dir("devices"), Probe::Ok(vec!["a".to_string()]));
+        assert_eq!(one.read_attr("nope"), Probe::Missing);
+        assert_eq!(one.read_dir("nope"), root.read_dir("sys/g/1/nope"));
+        // Links leaving the tree are refused as the path-based calls refuse them.
+        assert!(matches!(one.read_attr("s"), Probe::Invalid(ref m) if m.contains("outside")));
+        assert_eq!(one.read_dir("out"), root.read_dir("sys/g/1/out"));
+        assert!(!matches!(one.read_dir("out"), Probe::Ok(ref v) if v.contains(&"e".to_string())));
+        let two = g.subdir("2");
+        assert!(!matches!(two.read_attr("secret"), Probe::Ok(_)));
+        assert!(!matches!(two.read_dir("d"), Probe::Ok(_)));
+        // A link inside the tree is followed; a FIFO is refused, not waited on.
+        assert_eq!(g.subdir("up").read_attr("name"), one.read_attr("name"));
+        assert!(matches!(one.read_attr("fifo"), Probe::Invalid(_)));
+        assert!(
+            matches!(one.read_attr("devices"), Probe::Invalid(ref m) if m.contains("directory"))
+        );
+    }
+
+    #[test]
+    fn host_dir_reads_whole_files_and_bounds_them() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("sys/x")).unwrap();
+        let text: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(t.path().join("sys/x/long"), &text).unwrap();
+        std::fs::write(t.path().join("sys/x/empty"), "").unwrap();
+        File::create(t.path().join("sys/x/big"))
+            .unwrap()
+            .set_len(MAX_READ + 10)
+            .unwrap();
+        let root = HostRoot::at(t.path()).unwrap();
+        let d = root.dir("sys/x");
+        assert_eq!(d.read_bytes("long"), Probe::Ok(text.clone()));
+        assert_eq!(d.read_bytes("empty"), Probe::Ok(Vec::new()));
+        assert!(matches!(d.read_bytes("big"), Probe::Invalid(m) if m.contains("larger")));
+        // Unknown size (a pipe or /proc file): read until a read returns 0, still bounded.
+        let f = File::open(t.path().join("sys/x/long")).unwrap();
+        assert_eq!(read_to_end_bounded(f, None).unwrap(), text);
+        let f = File::open(t.path().join("sys/x/big")).unwrap();
+        assert_eq!(
+            read_to_end_bounded(f, None).unwrap().len() as u64,
+            MAX_READ + 1
+        );
+        // Live sysfs: one read of an attribute is its whole text.
+        let live = HostRoot::live();
+        let d = live.dir("sys/devices/system/cpu");
+        if d.fd.is_some() {
+            let whole = live.read_bytes("sys/devices/system/cpu/possible");
+            assert!(matches!(whole, Probe::Ok(ref b) if b.ends_with(b"\n")));
+            assert_eq!(d.read_bytes("possible"), whole);
+        }
     }
 
     #[test]

@@ -904,19 +904,17 @@ fn read_initramfs_modules(root: &HostRoot) -> Vec<(String, Vec<String>)> {
 
 /// Every IOMMU group under `/sys/kernel/iommu_groups`, by number.
 pub fn read_iommu_groups(root: &HostRoot) -> Probe<Vec<IommuGroup>> {
+    let all = root.dir("sys/kernel/iommu_groups");
     root.read_dir("sys/kernel/iommu_groups").map(|names| {
         let mut groups: Vec<IommuGroup> = names
             .into_iter()
             .filter_map(|n| {
                 let number = n.parse().ok()?;
-                let base = format!("sys/kernel/iommu_groups/{n}");
+                let dir = all.subdir(&n);
                 Some(IommuGroup {
                     number,
-                    name: root.read_attr(&format!("{base}/name")).into_ok(),
-                    devices: root
-                        .read_dir(&format!("{base}/devices"))
-                        .into_ok()
-                        .unwrap_or_default(),
+                    name: dir.read_attr("name").into_ok(),
+                    devices: dir.read_dir("devices").into_ok().unwrap_or_default(),
                 })
             })
             .collect();
@@ -932,11 +930,11 @@ pub fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
             .into_iter()
             .map(|parent| {
                 let base = format!("sys/class/mdev_bus/{parent}/mdev_supported_types");
+                let all = root.dir(&base);
                 let types = root.read_dir(&base).map(|ids| {
                     ids.into_iter()
                         .map(|id| {
-                            let t = format!("{base}/{id}");
-                            let dir = root.dir(&t);
+                            let dir = all.subdir(&id);
                             let description = dir.read("description").into_ok();
                             MdevType {
                                 name: dir.read_attr("name").into_ok(),
@@ -951,10 +949,7 @@ pub fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
                                     },
                                 ),
                                 device_api: dir.read_attr("device_api").into_ok(),
-                                devices: root
-                                    .read_dir(&format!("{t}/devices"))
-                                    .into_ok()
-                                    .unwrap_or_default(),
+                                devices: dir.read_dir("devices").into_ok().unwrap_or_default(),
                                 id,
                             }
                         })
@@ -971,6 +966,9 @@ pub fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
 
 /// Reads every existing mdev under `/sys/bus/mdev/devices`.
 pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
+    let bus = root.dir("sys/bus/mdev/devices");
+    // Whether `sys/class/mdev_bus/P` exists, asked once per parent rather than once per mdev.
+    let mut parent_known: BTreeMap<String, bool> = BTreeMap::new();
     root.read_dir("sys/bus/mdev/devices").map(|names| {
         names
             .into_iter()
@@ -982,7 +980,7 @@ pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
                 // sits under its parent): `../mdev_supported_types/mtty-2`; captured trees may
                 // hold the long form `.../0000:00:02.0/mdev_supported_types/i915-GVTg_V5_4`.
                 // Resolve it against where the device really is, then read the parent off it.
-                let dev_dir = match root.read_link(&base).into_ok() {
+                let dev_dir = match bus.read_link(&uuid).into_ok() {
                     Some(l) => format!("sys/bus/mdev/devices/{l}"),
                     None => base.clone(),
                 };
@@ -1000,9 +998,11 @@ pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
                 // A captured tree may hold the device as a plain directory under
                 // sys/bus/mdev/devices, where a relative link resolves to nonsense. The parent's
                 // own listing is authoritative: the type whose `devices/` holds this UUID.
-                let known = parent
-                    .as_ref()
-                    .is_some_and(|p| root.exists(&format!("sys/class/mdev_bus/{p}")));
+                let known = parent.as_ref().is_some_and(|p| {
+                    *parent_known
+                        .entry(p.clone())
+                        .or_insert_with(|| root.exists(&format!("sys/class/mdev_bus/{p}")))
+                });
                 if !known {
                     if let Some((p, t)) = find_listing_parent(root, &uuid) {
                         parent = Some(p);
