@@ -418,9 +418,7 @@ fn nixos_prints_a_snippet_that_nix_parses() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_same(&tree(r), &orig, "NixOS: nothing is edited");
     let t = text(&out);
-    let start = t.find("# gvtg fix: Intel GVT-g").expect("snippet");
-    let end = start + t[start..].find("\n}\n").expect("snippet end") + 3;
-    let snip = &t[start..end];
+    let snip = snippet(&t, "# gvtg fix: Intel GVT-g");
     for want in [
         "virtualisation.kvmgt.enable = true;",
         "boot.kernelParams = [ \"i915.enable_gvt=1\" ];",
@@ -432,7 +430,8 @@ fn nixos_prints_a_snippet_that_nix_parses() {
     ] {
         assert!(snip.contains(want), "{want} not in\n{snip}");
     }
-    nix_parse(d.path(), snip);
+    let parsed = nix_parse(d.path(), snip);
+    assert!(parsed.contains("kvmgt = {"), "{parsed}");
     // Every option at once, a vGPU type included.
     let all = gvtg::fix::nixos::snippet(&gvtg::fix::nixos::Wants {
         gvt: true,
@@ -473,9 +472,14 @@ fn nix_parse(dir: &Path, snip: &str) -> String {
         "nix-instantiate --parse failed:\n{}\n{snip}",
         String::from_utf8_lossy(&p.stderr)
     );
-    let parsed = String::from_utf8_lossy(&p.stdout).into_owned();
-    assert!(parsed.contains("kvmgt = {"), "{parsed}");
-    parsed
+    String::from_utf8_lossy(&p.stdout).into_owned()
+}
+
+/// The NixOS snippet `gvtg fix` printed under `header` (from the header to the closing brace).
+fn snippet<'a>(t: &'a str, header: &str) -> &'a str {
+    let start = t.find(header).expect("snippet");
+    let end = start + t[start..].find("\n}\n").expect("snippet end") + 3;
+    &t[start..end]
 }
 
 #[test]
@@ -879,9 +883,7 @@ fn passthrough_nixos_snippet_parses() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_same(&tree(r), &orig, "NixOS: nothing is edited");
     let t = text(&out);
-    let start = t.find("# gvtg fix: VFIO passthrough").expect("snippet");
-    let end = start + t[start..].find("\n}\n").expect("snippet end") + 3;
-    let snip = &t[start..end];
+    let snip = snippet(&t, "# gvtg fix: VFIO passthrough");
     for want in [
         "boot.kernelParams = [ \"iommu=pt\" ];",
         "boot.initrd.kernelModules = [ \"vfio_pci\" \"vfio\" \"vfio_iommu_type1\" ];",
@@ -891,23 +893,7 @@ fn passthrough_nixos_snippet_parses() {
     ] {
         assert!(snip.contains(want), "{want} not in\n{snip}");
     }
-    let nixfile = r.join("snippet.nix");
-    fs::write(&nixfile, snip).unwrap();
-    let store = tempfile::tempdir().unwrap();
-    let p = Command::new("nix-instantiate")
-        .args(["--parse", "--store", "dummy://"])
-        .arg(&nixfile)
-        .env("NIX_STORE_DIR", store.path().join("store"))
-        .env("NIX_STATE_DIR", store.path().join("state"))
-        .env("NIX_LOG_DIR", store.path().join("log"))
-        .output()
-        .expect("nix-instantiate is required");
-    assert!(
-        p.status.success(),
-        "{}\n{snip}",
-        String::from_utf8_lossy(&p.stderr)
-    );
-    let parsed = String::from_utf8_lossy(&p.stdout);
+    let parsed = nix_parse(r, snip);
     assert!(
         parsed.contains("kernelModules = [ (\"vfio_pci\")"),
         "{parsed}"
@@ -1175,9 +1161,7 @@ fn looking_glass_nixos_snippet_parses() {
     let out = gvtg(r, &["fix", "--passthrough", "10de:1b80"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let t = text(&out);
-    let start = t.find("# gvtg fix: VFIO passthrough").expect("snippet");
-    let end = start + t[start..].find("\n}\n").expect("snippet end") + 3;
-    let snip = &t[start..end];
+    let snip = snippet(&t, "# gvtg fix: VFIO passthrough");
     for want in [
         "boot.extraModulePackages = [ config.boot.kernelPackages.kvmfr ];",
         "boot.kernelModules = [ \"kvmfr\" ];",
@@ -1188,22 +1172,7 @@ fn looking_glass_nixos_snippet_parses() {
     ] {
         assert!(snip.contains(want), "{want} not in\n{snip}");
     }
-    let nixfile = r.join("snippet.nix");
-    fs::write(&nixfile, snip).unwrap();
-    let store = tempfile::tempdir().unwrap();
-    let p = Command::new("nix-instantiate")
-        .args(["--parse", "--store", "dummy://"])
-        .arg(&nixfile)
-        .env("NIX_STORE_DIR", store.path().join("store"))
-        .env("NIX_STATE_DIR", store.path().join("state"))
-        .env("NIX_LOG_DIR", store.path().join("log"))
-        .output()
-        .expect("nix-instantiate is required");
-    assert!(
-        p.status.success(),
-        "{}\n{snip}",
-        String::from_utf8_lossy(&p.stderr)
-    );
+    nix_parse(r, snip);
 }
 
 #[test]
