@@ -74,6 +74,19 @@ impl Tree {
         self
     }
 
+    /// A PCI function: see [`pci_function`].
+    pub fn pci_function(
+        &mut self,
+        addr: &str,
+        id: (u16, u16),
+        class: u32,
+        driver: Option<&str>,
+        group: u32,
+    ) -> &mut Self {
+        pci_function(self.dir.path(), addr, id, class, driver, group);
+        self
+    }
+
     /// Snapshot of the tree.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::collect(&HostRoot::at(self.dir.path()).expect("tree root"))
@@ -97,4 +110,42 @@ pub fn sample(rel: &str) -> String {
         Some((_, rest)) => rest.to_string(),
         None => String::new(),
     }
+}
+
+/// Writes a PCI function under `root` as sysfs shows it: `vendor`, `device`, `class`, the
+/// `driver` link when bound, the `iommu_group` link and the group's `devices/` entry (links
+/// resolve inside the tree: `sys/bus/pci/drivers/D`, `sys/kernel/iommu_groups/N`).
+pub fn pci_function(
+    root: &Path,
+    addr: &str,
+    id: (u16, u16),
+    class: u32,
+    driver: Option<&str>,
+    group: u32,
+) {
+    let put = |rel: &str, content: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("a path with a parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    };
+    let link = |rel: &str, target: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("a path with a parent")).expect("mkdir");
+        std::os::unix::fs::symlink(target, p).expect("symlink");
+    };
+    let b = format!("sys/bus/pci/devices/{addr}");
+    put(&format!("{b}/vendor"), &format!("0x{:04x}\n", id.0));
+    put(&format!("{b}/device"), &format!("0x{:04x}\n", id.1));
+    put(&format!("{b}/class"), &format!("0x{class:06x}\n"));
+    if let Some(d) = driver {
+        link(&format!("{b}/driver"), &format!("../../drivers/{d}"));
+    }
+    link(
+        &format!("{b}/iommu_group"),
+        &format!("../../../../kernel/iommu_groups/{group}"),
+    );
+    put(
+        &format!("sys/kernel/iommu_groups/{group}/devices/{addr}"),
+        "",
+    );
 }

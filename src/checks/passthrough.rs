@@ -1552,24 +1552,7 @@ mod tests {
 
     /// A PCI function with its IOMMU group (group dir + link), driver and optional extras.
     fn dev(t: &mut Tree, addr: &str, id: (u16, u16), class: u32, driver: Option<&str>, group: u32) {
-        let b = format!("sys/bus/pci/devices/{addr}");
-        t.file(&format!("{b}/vendor"), &format!("0x{:04x}\n", id.0));
-        t.file(&format!("{b}/device"), &format!("0x{:04x}\n", id.1));
-        t.file(&format!("{b}/class"), &format!("0x{class:06x}\n"));
-        if let Some(d) = driver {
-            t.link(
-                &format!("{b}/driver"),
-                &format!("../../../bus/pci/drivers/{d}"),
-            );
-        }
-        t.link(
-            &format!("{b}/iommu_group"),
-            &format!("../../../kernel/iommu_groups/{group}"),
-        );
-        t.file(
-            &format!("sys/kernel/iommu_groups/{group}/devices/{addr}"),
-            "",
-        );
+        t.pci_function(addr, id, class, driver, group);
     }
 
     fn nvidia(t: &mut Tree, gpu_driver: &str, audio_driver: &str) {

@@ -1058,23 +1058,14 @@ mod tests {
     /// A PCI function in group `group`, with `driver` (its driver dir and `unbind` file made),
     /// a `driver_override` file ("(null)") and the bus's `drivers_probe`.
     fn dev(t: &mut Tree, addr: &str, id: (u16, u16), class: u32, driver: Option<&str>, group: u32) {
-        let b = format!("sys/bus/pci/devices/{addr}");
-        t.file(&format!("{b}/vendor"), &format!("0x{:04x}\n", id.0));
-        t.file(&format!("{b}/device"), &format!("0x{:04x}\n", id.1));
-        t.file(&format!("{b}/class"), &format!("0x{class:06x}\n"));
-        t.file(&format!("{b}/driver_override"), "(null)\n");
+        t.pci_function(addr, id, class, driver, group);
+        t.file(
+            &format!("sys/bus/pci/devices/{addr}/driver_override"),
+            "(null)\n",
+        );
         if let Some(d) = driver {
             t.file(&format!("sys/bus/pci/drivers/{d}/unbind"), "");
-            t.link(&format!("{b}/driver"), &format!("../../drivers/{d}"));
         }
-        t.link(
-            &format!("{b}/iommu_group"),
-            &format!("../../../../kernel/iommu_groups/{group}"),
-        );
-        t.file(
-            &format!("sys/kernel/iommu_groups/{group}/devices/{addr}"),
-            "",
-        );
         t.file("sys/bus/pci/drivers_probe", "");
         t.dir("sys/bus/pci/drivers/vfio-pci");
     }
