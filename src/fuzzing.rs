@@ -247,6 +247,28 @@ pub fn modinfo(data: &[u8]) {
     let _ = kmodinfo::compression_of(data);
     let _ = kmodinfo::signature_present(data);
     let _ = kmodinfo::signature_tail(data);
+    // The appended signature: present exactly when the trailer checks pass, and the
+    // pread-style reader (headers, `.modinfo`, trailer, signature region) agrees with
+    // the whole-image reader.
+    let sig = kmodinfo::signature_info(data);
+    assert_eq!(sig.is_some(), kmodinfo::signature_present(data));
+    if let Ok((_, at)) = kmodinfo::modinfo_fields_at(&mut &data[..], data.len() as u64) {
+        assert_eq!(at, sig, "pread reader and whole-image reader disagree");
+    }
+    // The PKCS#7 decoder on the raw bytes, as if they were a signature blob.
+    if let Ok(sig_len) = u32::try_from(data.len()) {
+        let modsig = crate::kmod::signature::ModuleSignature {
+            algo: 1,
+            hash: 4,
+            id_type: 2,
+            signer_len: 0,
+            key_id_len: 0,
+            sig_len,
+        };
+        if let Ok(s) = crate::kmod::signature::decode(&modsig, data) {
+            assert!(s.signature.len() <= data.len() && s.key_id.len() <= data.len());
+        }
+    }
     if let Ok(elf) = kmodinfo::decompress("fuzz.ko", data) {
         if let Ok(section) = kmodinfo::modinfo_section(&elf) {
             let records = section.split(|&b| b == 0).filter(|s| !s.is_empty()).count();

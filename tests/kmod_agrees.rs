@@ -8,11 +8,9 @@
 //! is used.
 //!
 //! kmod's signature lines (`sig_id`, `signer`, `sig_key`, `sig_hashalgo`,
-//! `signature` and their `\t\t` hex continuation lines) come from the
-//! appended PKCS#7 blob and are removed from kmod's output before comparing;
-//! where they were, the module must report `signed == true`.
+//! `signature` and their `\t\t` hex continuation lines, decoded from the
+//! appended PKCS#7 blob) are compared like every other line.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -96,41 +94,15 @@ fn run_kmod(args: &[&str]) -> KmodRun {
     }
 }
 
-const SIG_KEYS: [&str; 5] = [
-    "sig_id:",
-    "signer:",
-    "sig_key:",
-    "sig_hashalgo:",
-    "signature:",
-];
-
-/// kmod's output without signature lines, plus the (stripped) line indexes
-/// where a signature block was.
-fn strip_signatures(text: &str) -> (Vec<&str>, Vec<usize>) {
-    let mut kept = Vec::new();
-    let mut sig_at = Vec::new();
-    let mut in_sig = false;
-    for line in text.split_terminator('\n') {
-        if SIG_KEYS.iter().any(|k| line.starts_with(k)) {
-            if !in_sig {
-                sig_at.push(kept.len());
-            }
-            in_sig = true;
-            continue;
-        }
-        if in_sig && line.starts_with("\t\t") {
-            continue;
-        }
-        in_sig = false;
-        kept.push(line);
-    }
-    (kept, sig_at)
+/// Signed modules: kmod starts their signature block with `sig_id:`.
+fn kmod_signature_count(text: &str) -> usize {
+    text.lines().filter(|l| l.starts_with("sig_id:")).count()
 }
 
 /// Compares kmod's output for `infos` (in order) with our rendering.
 /// Returns a description of every mismatching module (first few in detail).
 fn compare(label: &str, infos: &[ModInfo], kmod_out: &str) -> Vec<String> {
-    let (actual, sig_at) = strip_signatures(kmod_out);
+    let actual: Vec<&str> = kmod_out.split_terminator('\n').collect();
     let mut problems = Vec::new();
     let mut cursor = 0usize;
     let mut ranges = Vec::new();
@@ -179,25 +151,20 @@ fn compare(label: &str, infos: &[ModInfo], kmod_out: &str) -> Vec<String> {
             actual.get(cursor)
         ));
     }
-    // A signature block belongs to the module whose lines end at or after it.
-    let mut signed_by_kmod = HashSet::new();
-    for at in sig_at {
-        if let Some(i) = ranges
-            .iter()
-            .position(|r| r.is_some_and(|(s, e)| s < at && at <= e))
-        {
-            signed_by_kmod.insert(i);
-        }
+    // Every module kmod shows a signature for decodes here (the line comparison
+    // above checks the text); none is left undecoded.
+    let decoded = infos.iter().filter(|m| m.signature.is_some()).count();
+    if decoded != kmod_signature_count(kmod_out) {
+        problems.push(format!(
+            "[{label}] {decoded} decoded signatures, kmod printed {}",
+            kmod_signature_count(kmod_out)
+        ));
     }
-    for (i, (mi, r)) in infos.iter().zip(&ranges).enumerate() {
-        if r.is_some() && mi.signed != signed_by_kmod.contains(&i) {
-            problems.push(format!(
-                "[{label}] {}: signed={} but kmod printed signature lines: {}",
-                mi.name,
-                mi.signed,
-                signed_by_kmod.contains(&i)
-            ));
-        }
+    for mi in infos.iter().filter(|m| m.signature_error.is_some()) {
+        problems.push(format!(
+            "[{label}] {}: signature not decoded: {:?}",
+            mi.name, mi.signature_error
+        ));
     }
     problems
 }
@@ -545,6 +512,72 @@ fn modinfo_elf(data: &[u8], is64: bool, be: bool) -> Vec<u8> {
     )
 }
 
+/// `struct module_signature` and the magic string.
+fn sig_trailer(
+    algo: u8,
+    hash: u8,
+    id_type: u8,
+    signer: &[u8],
+    key_id: &[u8],
+    sig: &[u8],
+) -> Vec<u8> {
+    let mut t = signer.to_vec();
+    t.extend_from_slice(key_id);
+    t.extend_from_slice(sig);
+    t.extend_from_slice(&[
+        algo,
+        hash,
+        id_type,
+        signer.len() as u8,
+        key_id.len() as u8,
+        0,
+        0,
+        0,
+    ]);
+    t.extend_from_slice(&(sig.len() as u32).to_be_bytes());
+    t.extend_from_slice(b"~Module signature appended~\n");
+    t
+}
+
+/// Hand-made modules with appended signatures: i915's real PKCS#7 blob, the same blob
+/// truncated or replaced by garbage (kmod prints no signature lines then), and the raw
+/// X509/PGP layouts with long key ids.
+fn signed_cases() -> Vec<(&'static str, Vec<u8>)> {
+    let (_, i915) = i915_bytes();
+    let tail = gvtg::kmod::modinfo::signature_tail(&i915).expect("i915 is signed");
+    let blob = tail
+        .get(..tail.len() - 40)
+        .expect("PKCS#7 blob before the trailer")
+        .to_vec();
+    let elf = || modinfo_elf(b"license=GPL\0parm=p:a parameter\0name=s\0", true, false);
+    let with = |t: Vec<u8>| [elf(), t].concat();
+    let key: Vec<u8> = (0..25).map(|i| i * 7).collect();
+    let sig: Vec<u8> = (0..45).map(|i| 255 - i).collect();
+    vec![
+        ("pkcs7_i915_blob", with(tail.to_vec())),
+        (
+            "pkcs7_truncated",
+            with(sig_trailer(
+                1,
+                4,
+                2,
+                b"",
+                b"",
+                blob.get(..blob.len() / 2).expect("half"),
+            )),
+        ),
+        (
+            "pkcs7_garbage",
+            with(sig_trailer(1, 4, 2, b"", b"", b"this is not DER at all")),
+        ),
+        ("x509_raw", with(sig_trailer(1, 4, 1, b"Alice", &key, &sig))),
+        (
+            "pgp_raw",
+            with(sig_trailer(0, 8, 0, b"", &key[..20], &sig[..20])),
+        ),
+    ]
+}
+
 /// kmod's quirks, checked against kmod itself on hand-made modules.
 #[test]
 fn synthetic_quirks_match_kmod() {
@@ -589,6 +622,7 @@ fn synthetic_quirks_match_kmod() {
             ),
         ),
     ];
+    let cases = [cases, signed_cases()].concat();
     let mut problems = Vec::new();
     for (name, bytes) in &cases {
         let path = dir.path().join(format!("{name}.ko"));
@@ -597,8 +631,17 @@ fn synthetic_quirks_match_kmod() {
         let kmod = run_kmod(&[p]);
         assert!(kmod.ok, "{name}: kmod failed: {}", kmod.stderr);
         let ours = kmod::modinfo(Path::new("/"), &rel, p).expect(name);
-        let (k, _) = strip_signatures(&kmod.stdout);
-        let k = k.join("\n") + "\n";
+        let k = kmod.stdout;
+        // kmod prints signature lines exactly where the signature decodes.
+        let decodes = matches!(*name, "pkcs7_i915_blob" | "x509_raw" | "pgp_raw");
+        assert_eq!(
+            kmod_signature_count(&k),
+            usize::from(decodes),
+            "{name}: {k}"
+        );
+        assert_eq!(ours.signature.is_some(), decodes, "{name}");
+        let undecodable = name.starts_with("pkcs7_") && !decodes;
+        assert_eq!(ours.signature_error.is_some(), undecodable, "{name}");
         if k != ours.render_kmod_style() {
             problems.push(format!(
                 "{name}:\n--- kmod\n{k}--- ours\n{}",
@@ -676,13 +719,15 @@ fn compressed_i915_gives_identical_fields() {
         assert_eq!(mi.fields, base.fields, "{name}");
         assert_eq!(mi.compression, Some(format), "{name}");
         assert!(mi.signed, "{name}: signature survives compression");
+        assert!(mi.signature.is_some(), "{name}: {:?}", mi.signature_error);
+        assert_eq!(mi.signature, base.signature, "{name}");
         assert_eq!(mi.name, "i915");
         // kmod here is built with +XZ +ZSTD (not zlib): compare where it can.
         if format != "gzip" {
             let k = run_kmod(&["-k", &rel, p.to_str().expect("utf-8")]);
             if k.ok {
-                let (lines, _) = strip_signatures(&k.stdout);
-                assert_eq!(lines.join("\n") + "\n", mi.render_kmod_style(), "{name}");
+                assert_eq!(k.stdout, mi.render_kmod_style(), "{name}");
+                assert_eq!(kmod_signature_count(&k.stdout), 1, "{name}");
             }
         }
     }
@@ -842,6 +887,7 @@ proptest! {
             (Ok(fields), Ok(mi)) => {
                 prop_assert_eq!(fields, mi.fields);
                 prop_assert_eq!(kmod::signature_present(&elf), mi.signed);
+                prop_assert_eq!(kmod::signature_info(&elf).and_then(Result::ok), mi.signature);
             }
             (Err(_), Err(_)) => {}
             (w, f) => prop_assert!(false, "slice {:?} vs file {:?}", w.map(|_| ()), f.map(|_| ())),
@@ -862,6 +908,9 @@ proptest! {
         std::fs::write(&path, &elf).expect("write");
         let mi = kmod::modinfo_file(&path).expect("valid ELF");
         prop_assert_eq!(kmod::signature_present(&elf), mi.signed);
+        let whole = kmod::signature_info(&elf);
+        prop_assert_eq!(whole.clone().and_then(Result::ok), mi.signature);
+        prop_assert_eq!(whole.and_then(Result::err), mi.signature_error);
     }
 }
 

@@ -621,6 +621,20 @@ fn real_module_stand_ins_agree_with_kmod() {
                 .join("\n")
         };
         assert_eq!(out(&orig), out(&file), "{rel}");
+        // gvtg's own modinfo of the stand-in prints the same, signature lines included.
+        let ours = gvtg::kmod::modinfo_file(&file).unwrap();
+        assert!(
+            ours.signature.is_some(),
+            "{rel}: {:?}",
+            ours.signature_error
+        );
+        let ours = ours
+            .render_kmod_style()
+            .lines()
+            .filter(|l| !l.starts_with("filename:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(out(&orig), ours, "{rel}");
     }
 }
 

@@ -21,6 +21,14 @@ pub fn run(args: &ModinfoArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
         },
     };
     let info = kmod::modinfo(ctx.root.base(), &release, &args.module)?;
+    if let Some(e) = &info.signature_error {
+        // kmod prints no signature lines either; say why they are missing.
+        eprintln!(
+            "gvtg: note: {}: has an appended signature that cannot be decoded ({e}); \
+             no signature lines printed",
+            info.filename
+        );
+    }
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &info)?;
         writeln!(out)?;

@@ -475,6 +475,8 @@ impl ModuleIndex {
                 filename: info::BUILTIN_FILENAME.to_string(),
                 fields,
                 signed: false,
+                signature: None,
+                signature_error: None,
                 compression: None,
             }),
         }

@@ -2,11 +2,14 @@
 //!
 //! The rendering reproduces kmod's tools/modinfo.c `modinfo_do()` (kmod 30,
 //! the version Debian 12 ships) byte for byte for everything that comes from
-//! `.modinfo` / modules.builtin.modinfo. kmod additionally appends `sig_id`,
-//! `signer`, `sig_key`, `sig_hashalgo` and `signature` lines decoded from the
-//! PKCS#7 blob appended to signed modules (libkmod-signature.c); decoding
-//! PKCS#7 needs a crypto library, so those lines are *not* produced here and
-//! [`ModInfo::signed`] only says whether such a signature is present.
+//! `.modinfo` / modules.builtin.modinfo, and for the `sig_id`, `signer`,
+//! `sig_key`, `sig_hashalgo` and `signature` lines kmod appends for signed
+//! modules (libkmod-signature.c, decoded as kmod built with OpenSSL decodes the
+//! PKCS#7 blob: see [`super::signature`]). [`ModInfo::signed`] says whether a
+//! structurally valid signature trailer is present; [`ModInfo::signature`] holds
+//! the decoded lines, and [`ModInfo::signature_error`] why a present signature
+//! could not be decoded (kmod then prints no signature lines, and neither does
+//! [`ModInfo::render_kmod_style`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -19,8 +22,10 @@ use serde::Serialize;
 use super::depmod::{path_to_modname, ModuleIndex};
 use super::error::KmodError;
 use super::modinfo::{
-    compression_of, decompress, modinfo_fields, modinfo_fields_at, signature_present, ELF_MAGIC,
+    compression_of, decompress, modinfo_fields, modinfo_fields_at, signature_info, SignatureInfo,
+    ELF_MAGIC,
 };
+use super::signature::Signature;
 
 /// What kmod prints as the file name of a built-in module.
 pub const BUILTIN_FILENAME: &str = "(builtin)";
@@ -28,7 +33,7 @@ pub const BUILTIN_FILENAME: &str = "(builtin)";
 /// Largest module file read from disk (compressed or not).
 const MAX_MODULE_FILE: u64 = super::modinfo::MAX_DECOMPRESSED as u64;
 
-/// Everything `modinfo` knows about one module, minus signature details.
+/// Everything `modinfo` knows about one module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModInfo {
     /// Normalised module name (`-` replaced by `_`).
@@ -41,6 +46,11 @@ pub struct ModInfo {
     /// Whether the (decompressed) file ends with an appended module
     /// signature; always false for built-in modules.
     pub signed: bool,
+    /// The decoded signature lines, when [`ModInfo::signed`] and decoding worked.
+    pub signature: Option<Signature>,
+    /// Why a present signature could not be decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_error: Option<String>,
     /// `"xz"`, `"zstd"` or `"gzip"` if the file was compressed.
     pub compression: Option<&'static str>,
 }
@@ -131,15 +141,9 @@ pub fn modinfo_file(path: &Path) -> Result<ModInfo> {
             .read_at(&mut magic, 0)
             .with_context(|| format!("cannot read module {display}"))?;
         if magic.get(..n) == Some(&ELF_MAGIC[..]) {
-            let (fields, signed) = modinfo_fields_at(&mut file, meta.len())
+            let (fields, sig) = modinfo_fields_at(&mut file, meta.len())
                 .with_context(|| format!("cannot read .modinfo of {display}"))?;
-            return Ok(ModInfo {
-                name,
-                filename: display,
-                fields,
-                signed,
-                compression: None,
-            });
+            return Ok(ModInfo::with_signature(name, display, fields, sig, None));
         }
     }
     let mut raw = Vec::new();
@@ -158,13 +162,13 @@ pub fn modinfo_file(path: &Path) -> Result<ModInfo> {
     let elf = decompress(&display, &raw)?;
     let fields =
         modinfo_fields(&elf).with_context(|| format!("cannot read .modinfo of {display}"))?;
-    Ok(ModInfo {
+    Ok(ModInfo::with_signature(
         name,
-        filename: display,
+        display,
         fields,
-        signed: signature_present(&elf),
+        signature_info(&elf),
         compression,
-    })
+    ))
 }
 
 /// Appends `label` padded like C's `%-16s` (or kmod's `%s:%-*s` with width
@@ -178,11 +182,31 @@ fn push_key(out: &mut String, key: &str) {
 }
 
 impl ModInfo {
-    /// Text exactly as kmod's `modinfo` prints it for the .modinfo part,
-    /// without the signature lines (`sig_id`, `signer`, `sig_key`,
-    /// `sig_hashalgo`, `signature`, which kmod prints after the last
-    /// non-`parm` field and which come from the appended PKCS#7, not
-    /// `.modinfo`).
+    /// A loadable module's info from its parts.
+    fn with_signature(
+        name: String,
+        filename: String,
+        fields: Vec<(String, String)>,
+        sig: SignatureInfo,
+        compression: Option<&'static str>,
+    ) -> Self {
+        let (signature, signature_error) = match sig {
+            Some(Ok(s)) => (Some(s), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        ModInfo {
+            name,
+            filename,
+            fields,
+            signed: signature.is_some() || signature_error.is_some(),
+            signature,
+            signature_error,
+            compression,
+        }
+    }
+
+    /// Text exactly as kmod's `modinfo` prints it.
     ///
     /// Follows tools/modinfo.c `modinfo_do()`: built-in modules start with
     /// `name:`; then `filename:`; then every field in file order as
@@ -195,7 +219,10 @@ impl ModInfo {
     /// parentheses). Records of those two keys without a `:` are dropped
     /// (kmod prints an error on stderr). `name:` and `vermagic:` of
     /// loadable modules are ordinary fields (modpost puts them near the end
-    /// of `.modinfo`), so they appear where the file has them.
+    /// of `.modinfo`), so they appear where the file has them. The signature
+    /// lines (`sig_id`, `signer`, `sig_key`, `sig_hashalgo`, `signature`; see
+    /// [`Signature::fields`]) come after the other fields and before the
+    /// parameters, since kmod appends them to the field list.
     pub fn render_kmod_style(&self) -> String {
         let mut out = String::new();
         if self.filename == BUILTIN_FILENAME {
@@ -213,6 +240,13 @@ impl ModInfo {
             push_key(&mut out, key);
             out.push_str(value);
             out.push('\n');
+        }
+        if let Some(sig) = &self.signature {
+            for (key, value) in sig.fields() {
+                push_key(&mut out, key);
+                out.push_str(&value);
+                out.push('\n');
+            }
         }
         for p in self.params().iter().rev() {
             push_key(&mut out, "parm");
@@ -294,6 +328,8 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             signed: false,
+            signature: None,
+            signature_error: None,
             compression: None,
         }
     }

@@ -4,6 +4,7 @@
 //! - [`modinfo`](mod@modinfo) module: decompression, `.modinfo` parsing and
 //!   the signature trailer for one module image;
 //! - [`depmod`]: locating a module by name or alias from depmod's indexes;
+//! - [`signature`]: decoding the appended signature into kmod's `sig_*` lines;
 //! - [`info`]: [`ModInfo`] and its kmod-identical rendering.
 //!
 //! Behaviour is taken from kmod 30 (libkmod/libkmod-file.c, libkmod-elf.c,
@@ -30,8 +31,10 @@ pub mod error;
 pub mod glob;
 pub mod info;
 pub mod modinfo;
+pub mod signature;
 
 pub use depmod::{Located, ModuleIndex};
 pub use error::KmodError;
 pub use info::{modinfo, modinfo_file, ModInfo, Param, BUILTIN_FILENAME};
-pub use modinfo::{compression_of, decompress, modinfo_fields, signature_present};
+pub use modinfo::{compression_of, decompress, modinfo_fields, signature_info, signature_present};
+pub use signature::Signature;

@@ -11,7 +11,9 @@
 //!   string at the first `=`; a string without `=` becomes a key with an
 //!   empty value (it is *not* dropped).
 //! - kmod's libkmod/libkmod-signature.c (`kmod_module_signature_info()`)
-//!   recognises the trailer the kernel's scripts/sign-file appends.
+//!   recognises the trailer the kernel's scripts/sign-file appends;
+//!   [`signature_info`] also reads the signer, key id and signature data the
+//!   trailer announces and decodes them ([`super::signature`]).
 //!
 //! Everything here is bounded: decompressed output is capped at
 //! [`MAX_DECOMPRESSED`] bytes and the xz decoder's memory at [`XZ_MEMLIMIT`].
@@ -46,8 +48,7 @@ pub(crate) const ELF_MAGIC: &[u8; 4] = &[0x7F, b'E', b'L', b'F'];
 /// (`MODULE_SIG_STRING` in include/linux/module_signature.h).
 const SIG_MAGIC: &[u8] = b"~Module signature appended~\n";
 
-/// `sizeof(struct module_signature)` (include/linux/module_signature.h).
-const MODULE_SIGNATURE_SIZE: usize = 12;
+use super::signature::{self, ModuleSignature, Signature, MODULE_SIGNATURE_SIZE};
 
 /// Name of the compression format the magic bytes announce: `"xz"`,
 /// `"zstd"` or `"gzip"`; `None` for anything else (including plain ELF).
@@ -240,28 +241,65 @@ impl ReadAt for std::fs::File {
     }
 }
 
-/// The `.modinfo` fields and signature presence of an *uncompressed* module
-/// read through `src` (`size` bytes long), reading only the ELF header, the
-/// section header table, the section-name table, `.modinfo` and the last 40
-/// bytes (the signature trailer). Same results as [`modinfo_fields`] and
-/// [`signature_present`] on the whole image.
+/// The signature of a module image as kmod reports it: `None` when there is no
+/// structurally valid appended signature ([`signature_present`] false), else the decoded
+/// fields or why they could not be decoded (kmod then prints no signature lines).
+pub type SignatureInfo = Option<std::result::Result<Signature, String>>;
+
+/// The `.modinfo` fields and signature of an *uncompressed* module read through `src`
+/// (`size` bytes long), reading only the ELF header, the section header table, the
+/// section-name table, `.modinfo`, the last 40 bytes (the signature trailer) and, when
+/// that trailer is valid, the signer, key id and signature data it announces. Same
+/// results as [`modinfo_fields`] and [`signature_info`] on the whole image.
 pub(crate) fn modinfo_fields_at(
     src: &mut impl ReadAt,
     size: u64,
-) -> Result<(Vec<(String, String)>, bool)> {
+) -> Result<(Vec<(String, String)>, SignatureInfo)> {
     let (start, len) = locate_section(src, size, b".modinfo")?;
     let len = usize::try_from(len).map_err(|_| bad("section size out of range"))?;
     let section = src.bytes_at(start, len).map_err(io_bad)?;
     let fields = split_strings(&section).map(split_key_value).collect();
     let trailer_len = SIG_MAGIC.len() + MODULE_SIGNATURE_SIZE;
-    let signed = match size.checked_sub(trailer_len as u64) {
-        Some(at) => {
-            let tail = src.bytes_at(at, trailer_len).map_err(io_bad)?;
-            signature_check_tail(&tail, size)
-        }
-        None => false,
+    let Some(at) = size.checked_sub(trailer_len as u64) else {
+        return Ok((fields, None));
     };
-    Ok((fields, signed))
+    let tail = src.bytes_at(at, trailer_len).map_err(io_bad)?.into_owned();
+    if !signature_check_tail(&tail, size) {
+        return Ok((fields, None));
+    }
+    let Some(modsig) = tail
+        .get(..MODULE_SIGNATURE_SIZE)
+        .and_then(ModuleSignature::parse)
+    else {
+        return Ok((fields, None));
+    };
+    // signature_check_tail() checked that the region fits before the struct.
+    let region_len = modsig.region_len();
+    let sig = match (at.checked_sub(region_len), usize::try_from(region_len)) {
+        (Some(region_at), Ok(n)) => {
+            let region = src.bytes_at(region_at, n).map_err(io_bad)?;
+            signature::decode(&modsig, &region)
+        }
+        _ => Err("signature region out of range".to_string()),
+    };
+    Ok((fields, Some(sig)))
+}
+
+/// [`SignatureInfo`] of a whole (uncompressed) module image.
+pub fn signature_info(bytes: &[u8]) -> SignatureInfo {
+    let rest = bytes.strip_suffix(SIG_MAGIC)?;
+    let sig_start = rest.len().checked_sub(MODULE_SIGNATURE_SIZE)?;
+    if !signature_check(bytes) {
+        return None;
+    }
+    let modsig = ModuleSignature::parse(rest.get(sig_start..)?)?;
+    let region = usize::try_from(modsig.region_len())
+        .ok()
+        .and_then(|n| rest.get(sig_start.checked_sub(n)?..sig_start));
+    Some(match region {
+        Some(region) => signature::decode(&modsig, region),
+        None => Err("signature region out of range".to_string()),
+    })
 }
 
 fn io_bad(e: std::io::Error) -> anyhow::Error {
@@ -369,7 +407,7 @@ fn locate_section(src: &mut impl ReadAt, size: u64, name: &[u8]) -> Result<(u64,
 /// `id_type < 3`, a non-zero big-endian `sig_len`, and
 /// `signer_len + key_id_len + sig_len` not larger than what precedes it.
 /// kmod (built with OpenSSL) additionally parses the PKCS#7 blob and prints
-/// nothing when that fails; that is not done here.
+/// nothing when that fails; [`signature_info`] does that part.
 pub fn signature_present(bytes: &[u8]) -> bool {
     signature_tail(bytes).is_some()
 }
