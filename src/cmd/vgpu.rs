@@ -330,6 +330,19 @@ pub struct Holder {
     pub node: String,
 }
 
+impl std::fmt::Display for Holder {
+    /// `pid 4242 (qemu-system-x86) has /dev/vfio/12 open`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} ({}) has {} open",
+            self.pid,
+            self.comm.as_deref().unwrap_or("?"),
+            self.node
+        )
+    }
+}
+
 /// Who holds the VFIO nodes of `dev` open: `Err(reason)` when that cannot be known.
 pub fn holders(root: &HostRoot, dev: &MdevDevice) -> Result<Vec<Holder>, String> {
     node_holders(root, &vfio_nodes(root, dev))
@@ -992,12 +1005,7 @@ fn remove(root: &HostRoot, uuid: &str, persist: bool, out: &mut dyn Write) -> an
                 Ok(h) if !h.is_empty() => bail!(
                     "removing mdev {uuid}: it is in use ({}); shut the VM down (or stop that process) first",
                     h.iter()
-                        .map(|h| format!(
-                            "pid {} {} has {} open",
-                            h.pid,
-                            h.comm.as_deref().unwrap_or("?"),
-                            h.node
-                        ))
+                        .map(Holder::to_string)
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),

@@ -840,12 +840,7 @@ fn in_use(root: &HostRoot, p: &mut Plan) {
             message: format!(
                 "held open by {}: unbinding would wait in the kernel until that process lets go",
                 h.iter()
-                    .map(|x| format!(
-                        "pid {} ({}) on {}",
-                        x.pid,
-                        x.comm.as_deref().unwrap_or("?"),
-                        x.node
-                    ))
+                    .map(|x| x.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
