@@ -924,12 +924,7 @@ fn passthrough_on_a_host_driver_says_reboot_pending() {
         dry.contains("+options vfio-pci ids=10de:1b80,10de:10f0"),
         "{dry}"
     );
-    let b = doctor["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "passthrough.binding")
-        .unwrap();
+    let b = check(&doctor, "passthrough.binding");
     assert_eq!(b["status"], "fail", "{b}");
     let summary = b["summary"].as_str().unwrap();
     assert!(
@@ -993,12 +988,7 @@ fn passthrough_fixtures_end_to_end() {
         let after: serde_json::Value =
             serde_json::from_slice(&call(&["doctor", "--json"]).stdout).unwrap();
         for id in FIXABLE_PASSTHROUGH {
-            let c = after["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["id"] == *id)
-                .unwrap_or_else(|| panic!("{name}: no {id}"));
+            let c = check(&after, id);
             let st = c["status"].as_str().unwrap();
             let summary = c["summary"].as_str().unwrap();
             let pending = ["next boot", "not active yet", "reboot pending"]
@@ -1139,12 +1129,7 @@ fn looking_glass_kvmfr_size_boot_udev_and_acl() {
     );
     // The node changes owner when udev runs the rule (or at the next boot): a warning that says
     // so, the rest in place.
-    let c = doctor["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "passthrough.looking-glass")
-        .unwrap();
+    let c = check(&doctor, "passthrough.looking-glass");
     assert_eq!(c["status"], "warn", "{c}");
     let summary = c["summary"].as_str().unwrap();
     assert!(summary.contains("the udev rule fixes it"), "{summary}");

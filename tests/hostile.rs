@@ -5,6 +5,7 @@
 //! nothing outside it.
 
 mod common;
+use common::check;
 
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -258,15 +259,6 @@ fn hostile_tree() -> Hostile {
         _outside: outside,
         outside_file,
     }
-}
-
-fn check<'a>(json: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    json["checks"]
-        .as_array()
-        .expect("checks array")
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id} in {json}"))
 }
 
 /// All evidence of a check, as "path: excerpt" lines plus its summary.

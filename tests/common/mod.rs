@@ -80,3 +80,13 @@ pub fn assert_same(
         .collect();
     assert!(diff.is_empty(), "{ctx}: these paths differ: {diff:?}");
 }
+
+/// The check `id` in a doctor JSON document (fails the test when it is absent).
+pub fn check<'a>(json: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    json["checks"]
+        .as_array()
+        .expect("checks array")
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {json}"))
+}
