@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use criterion::{criterion_group, criterion_main, Criterion};
 use gvtg::checks::{self, Selection};
+use gvtg::host::snapshot::Scope;
 use gvtg::host::{HostRoot, Snapshot};
 
 fn doctor(root: &HostRoot) -> usize {
-    let snap = Snapshot::collect(root);
+    let snap = Snapshot::collect_scoped(root, Scope::GVT);
     checks::run(&snap, &Selection::default()).len()
 }
 

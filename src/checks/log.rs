@@ -180,8 +180,8 @@ fn matching(pats: &'static [Pattern], line: &str) -> Vec<usize> {
 }
 
 fn check_kernel_log(s: &Snapshot, _: &Prior) -> Outcome {
-    let (path, records) = match &s.kernel_log {
-        Probe::Ok((p, r)) => (p, r),
+    let (path, total, records) = match &s.kernel_log {
+        Probe::Ok(log) => (&log.path, log.total, &log.records),
         Probe::Denied => {
             return Outcome::skip(
                 "skipped: /dev/kmsg needs root; run with sudo to scan the kernel log",
@@ -224,13 +224,11 @@ fn check_kernel_log(s: &Snapshot, _: &Prior) -> Outcome {
     let mut o = match worst {
         Severity::Info => Outcome::pass(if hits.is_empty() {
             format!(
-                "{} record(s) scanned, no known GVT-g message",
-                records.len()
+                "{total} record(s) scanned, no known GVT-g message"
             )
         } else {
             format!(
-                "{} record(s) scanned; only informational messages: {}",
-                records.len(),
+                "{total} record(s) scanned; only informational messages: {}",
                 hits.iter()
                     .map(|(p, _, _)| p.id.as_str())
                     .collect::<Vec<_>>()
@@ -239,8 +237,7 @@ fn check_kernel_log(s: &Snapshot, _: &Prior) -> Outcome {
         }),
         sev => {
             let mut o = Outcome::fail(format!(
-                "{} record(s) scanned: {}",
-                records.len(),
+                "{total} record(s) scanned: {}",
                 problems
                     .iter()
                     .map(|(p, _, _)| p.meaning.trim_end_matches('.'))

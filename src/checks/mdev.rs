@@ -95,14 +95,10 @@ fn check_mdev_parent(s: &Snapshot, prior: &Prior) -> Outcome {
     }
     let mut o = if explained.is_empty() {
         let mut o = Outcome::fail("no mdev parent for the iGPU, and no earlier check explains why");
-        let hint = s.kernel_log.ok().and_then(|(path, recs)| {
-            recs.iter()
-                .find(|r| {
-                    r.text.contains("Unsupported device. GVT-g is disabled")
-                        || r.text.contains("gvt:")
-                        || r.text.contains("kvmgt")
-                })
-                .map(|r| (path.clone(), r.text.clone()))
+        let hint = s.kernel_log.ok().and_then(|log| {
+            log.containing(&["Unsupported device. GVT-g is disabled", "gvt:", "kvmgt"])
+                .next()
+                .map(|r| (log.path.clone(), r.text.clone()))
         });
         if let Some((p, t)) = hint {
             o.push(p, t);
@@ -186,15 +182,14 @@ fn check_mdev_types(s: &Snapshot, _: &Prior) -> Outcome {
         )
     };
     let raise = "Raise the iGPU aperture in the firmware setup (often \"Aperture Size\" under Graphics/Northbridge settings: 512 MB or 1024 MB; \"DVMT Pre-Allocated\" is a different setting). Or use a smaller type: _8 needs 64 MB of aperture, _4 128 MB, _2 256 MB, _1 512 MB.";
-    let enospc = s.kernel_log.ok().and_then(|(p, recs)| {
-        recs.iter()
-            .rev()
-            .find(|r| {
-                r.text.contains("failed to create intel vgpu: -28")
-                    || r.text.contains("fail to allocate resource")
-                    || r.text.contains("fail to alloc")
-            })
-            .map(|r| (p.clone(), r.text.clone()))
+    let enospc = s.kernel_log.ok().and_then(|log| {
+        log.containing(&[
+            "failed to create intel vgpu: -28",
+            "fail to allocate resource",
+            "fail to alloc",
+        ])
+        .next_back()
+        .map(|r| (log.path.clone(), r.text.clone()))
     });
     let total: u32 = types
         .iter()

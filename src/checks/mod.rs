@@ -167,6 +167,51 @@ pub struct Check {
     pub run: fn(&Snapshot, &Prior) -> Outcome,
 }
 
+/// Kernel-log messages the checks look for besides the kernel-log table
+/// (`checks/kernel-log.toml`): each is found with [`crate::host::snapshot::KernelLog::containing`].
+const LOG_TERMS: &[&str] = &[
+    // mdev.parent: why no parent appeared.
+    "Unsupported device. GVT-g is disabled",
+    "gvt:",
+    "kvmgt",
+    // mdev.types: creation failed for lack of aperture.
+    "failed to create intel vgpu: -28",
+    "fail to allocate resource",
+    "fail to alloc",
+    // modules.loaded: `modprobe kvmgt` failing.
+    "could not insert 'kvmgt'",
+    // i915.enable-guc: GVT-g refused because of GuC submission.
+    "not yet supported with GuC submission",
+    // passthrough: the firmware framebuffer on the boot GPU.
+    "efifb: framebuffer at",
+    "simple-framebuffer",
+    "simpledrm",
+    "vesafb:",
+];
+
+/// Every kernel-log substring a check looks for: [`LOG_TERMS`] and the literals of the
+/// kernel-log table. The snapshot keeps only the records holding one of them.
+pub fn log_terms() -> &'static [&'static str] {
+    static T: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut t: Vec<&'static str> = LOG_TERMS.to_vec();
+        if let Ok(pats) = log::patterns() {
+            t.extend(pats.iter().flat_map(|p| p.literals()).map(String::as_str));
+        }
+        t.sort_unstable();
+        t.dedup();
+        t
+    })
+}
+
+/// The filter of [`log_terms`], built once; `None` if a term cannot be searched for in raw log
+/// lines (the snapshot then keeps every record).
+pub fn log_filter() -> Option<&'static crate::parse::kmsg::Filter> {
+    static F: std::sync::OnceLock<Option<crate::parse::kmsg::Filter>> = std::sync::OnceLock::new();
+    F.get_or_init(|| crate::parse::kmsg::Filter::new(log_terms()).ok())
+        .as_ref()
+}
+
 /// All checks in run order.
 pub fn catalog() -> impl Iterator<Item = &'static Check> {
     cpu::CHECKS
@@ -297,6 +342,24 @@ impl Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kernel_log_term_is_kept_and_searchable() {
+        let terms = log_terms();
+        for t in LOG_TERMS {
+            assert!(terms.contains(t), "{t:?}");
+        }
+        for p in log::patterns().expect("table") {
+            for l in p.literals() {
+                assert!(terms.contains(&l.as_str()), "{l:?} of {}", p.id);
+            }
+        }
+        let f = log_filter().expect("every term is printable ASCII without a backslash");
+        // The SIMD searcher takes up to 64 terms, all three bytes or longer; past that the
+        // kernel log is scanned by an automaton several times slower.
+        assert!(f.searched() <= 64, "{} terms", f.searched());
+        assert!(terms.iter().all(|t| t.len() >= 3), "{terms:?}");
+    }
 
     #[test]
     fn ids_unique_and_well_formed() {

@@ -165,9 +165,10 @@ fn judge(s: &Snapshot, loaded: &std::collections::BTreeSet<String>, no_modules: 
             fix.push_str("\nkvm_intel will not load without VT-x: enable Intel Virtualization Technology in the firmware setup.");
         }
         if kvmgt_missing
-            && s.kernel_log.ok().is_some_and(|(_, r)| {
-                r.iter()
-                    .any(|r| r.text.contains("could not insert 'kvmgt'"))
+            && s.kernel_log.ok().is_some_and(|log| {
+                log.containing(&["could not insert 'kvmgt'"])
+                    .next()
+                    .is_some()
             })
         {
             fix.push_str("\nThe log shows `modprobe kvmgt` failing with ENODEV: on 5.x kernels that means i915 did not initialise GVT-g (see i915.enable-gvt and gpu.igd).");

@@ -363,10 +363,11 @@ fn check_i915_guc(s: &Snapshot, _: &Prior) -> Outcome {
         );
     }
     // A GuC error in the log makes this a hard failure whatever the value.
-    if let Some((path, recs)) = s.kernel_log.ok() {
-        if let Some(r) = recs
-            .iter()
-            .find(|r| r.text.contains("not yet supported with GuC submission"))
+    if let Some(log) = s.kernel_log.ok() {
+        let path = &log.path;
+        if let Some(r) = log
+            .containing(&["not yet supported with GuC submission"])
+            .next()
         {
             o.status = Status::Fail;
             o.summary = format!(

@@ -492,7 +492,7 @@ fn group_members(s: &Snapshot, g: u32) -> Vec<String> {
     s.iommu_groups
         .ok()
         .and_then(|gs| gs.iter().find(|x| x.number == g))
-        .map(|x| x.devices.clone())
+        .and_then(|x| x.devices.clone())
         .unwrap_or_else(|| {
             all_pci(s)
                 .iter()
@@ -1189,8 +1189,15 @@ fn check_framebuffer(s: &Snapshot, _: &Prior) -> Outcome {
         o.push("/proc/cmdline", d.clone());
     }
     let mut fb_lines: Vec<String> = Vec::new();
-    if let Some((path, recs)) = s.kernel_log.ok() {
-        for r in recs {
+    if let Some(log) = s.kernel_log.ok() {
+        let path = &log.path;
+        let terms = [
+            "efifb: framebuffer at",
+            "simple-framebuffer",
+            "simpledrm",
+            "vesafb:",
+        ];
+        for r in log.containing(&terms) {
             let t = &r.text;
             if t.contains("efifb: framebuffer at")
                 || t.contains("simple-framebuffer")
@@ -1297,10 +1304,10 @@ fn kernel_version(s: &Snapshot) -> Option<(u32, u32)> {
 pub fn framebuffer_off_arg(s: &Snapshot) -> &'static str {
     match kernel_version(s) {
         Some(v) if v < (5, 15) => {
-            let vesa = s
-                .kernel_log
-                .ok()
-                .is_some_and(|(_, recs)| recs.iter().any(|r| r.text.starts_with("vesafb:")));
+            let vesa = s.kernel_log.ok().is_some_and(|log| {
+                log.containing(&["vesafb:"])
+                    .any(|r| r.text.starts_with("vesafb:"))
+            });
             if vesa {
                 "video=vesafb:off"
             } else {

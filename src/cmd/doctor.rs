@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use super::Ctx;
 use crate::checks::{self, Counts, Selection};
 use crate::cli::{DoctorArgs, Format};
+use crate::host::snapshot::Scope;
 use crate::host::Snapshot;
 use crate::render::{self, HostFacts, Report};
 
@@ -28,7 +29,13 @@ pub fn run(args: &DoctorArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<
             );
         }
     }
-    let mut snap = Snapshot::collect(&ctx.root);
+    // Group members matter only to the passthrough checks and the candidate listing.
+    let scope = if args.passthrough.is_some() {
+        Scope::ALL
+    } else {
+        Scope::GVT
+    };
+    let mut snap = Snapshot::collect_scoped(&ctx.root, scope);
     match &args.passthrough {
         // `--passthrough` alone: list the candidates and how to choose.
         Some(p) if p.is_empty() => {

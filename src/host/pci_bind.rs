@@ -261,7 +261,7 @@ pub fn plan(
         ),
     };
     let named = resolve_in(&pci, specs).map_err(|e| anyhow::anyhow!(e))?;
-    let groups: Vec<IommuGroup> = read_iommu_groups(root).into_ok().unwrap_or_default();
+    let groups: Vec<IommuGroup> = read_iommu_groups(root, true).into_ok().unwrap_or_default();
     let mut p = Plan {
         action,
         live: root.is_live(),
@@ -305,8 +305,8 @@ pub fn plan(
     group_nums.sort();
     if !opts.device_only {
         for g in &group_nums {
-            let members: Vec<String> = match group_of(&groups, *g) {
-                Some(x) => x.devices.clone(),
+            let members: Vec<String> = match group_of(&groups, *g).and_then(|x| x.devices.clone()) {
+                Some(m) => m,
                 None => pci
                     .iter()
                     .filter(|d| d.iommu_group == Some(*g))
@@ -524,7 +524,7 @@ fn device_only_notes(pci: &[PciDevice], groups: &[IommuGroup], p: &mut Plan) {
         }
         let Some(g) = t.iommu_group else { continue };
         let others: Vec<String> = group_of(groups, g)
-            .map(|x| x.devices.clone())
+            .and_then(|x| x.devices.clone())
             .unwrap_or_default()
             .into_iter()
             .filter(|a| !p.devices.iter().any(|d| d.address == *a))

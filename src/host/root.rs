@@ -458,23 +458,25 @@ impl<'a> HostDir<'a> {
     ///
     /// In a captured tree the entry is first looked at with `fstatat(AT_SYMLINK_NOFOLLOW)`
     /// through the directory (resolved beneath the tree): only a regular file is opened, with
-    /// `O_NOFOLLOW | O_NONBLOCK`, and checked again with `fstat` once open, so a device node, a
-    /// FIFO or a link is never opened here. Anything else (a link, a directory, a FIFO, an
-    /// error other than "no such entry") goes through [`HostRoot::read_bytes`], which decides
-    /// and words the answer as for any path.
+    /// `O_NOFOLLOW | O_NONBLOCK`, so a device node, a FIFO or a link is never opened here (an
+    /// entry swapped for one of those between the look and the open is refused by `O_NOFOLLOW`,
+    /// read as empty, or fails the read as a directory). Anything else (a link, a directory, a
+    /// FIFO, an error other than "no such entry") goes through [`HostRoot::read_bytes`], which
+    /// decides and words the answer as for any path.
     pub fn read_bytes(&self, name: &str) -> Probe<Vec<u8>> {
         use nix::fcntl::OFlag;
-        use nix::sys::stat::{fstat, fstatat, Mode};
+        use nix::sys::stat::{fstatat, Mode};
         use std::os::fd::AsFd;
         let Some(fd) = self.fd.as_ref().filter(|_| is_component(name)) else {
             return self.root.read_bytes(&self.join(name));
         };
         let is_reg = |mode: nix::libc::mode_t| mode & nix::libc::S_IFMT == nix::libc::S_IFREG;
+        let mut size = None;
         let flags = if self.root.live {
             OFlag::O_RDONLY | OFlag::O_CLOEXEC
         } else {
             match fstatat(fd.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(st) if is_reg(st.st_mode) => {}
+                Ok(st) if is_reg(st.st_mode) => size = u64::try_from(st.st_size).ok(),
                 // The directory is resolved, so a missing entry is missing at any path.
                 Err(nix::errno::Errno::ENOENT) => return Probe::Missing,
                 _ => return self.root.read_bytes(&self.join(name)),
@@ -492,16 +494,13 @@ impl<'a> HostDir<'a> {
         };
         // When the whole content is known to be in after the first read, the read that would
         // return 0 is skipped: a regular file of the captured tree once its `st_size` bytes
-        // are in, a sysfs attribute once a read returned less than a page (the kernel hands an
-        // attribute's whole text to the first read).
+        // are in (a capture is not written while it is read), a sysfs attribute once a read
+        // returned less than a page (the kernel hands an attribute's whole text to the first
+        // read).
         let complete_at = if self.root.live {
             self.rel.starts_with("sys/").then_some(None)
         } else {
-            match fstat(&file) {
-                Ok(st) if is_reg(st.st_mode) => Some(Some(st.st_size as u64)),
-                // Replaced between the look and the open: let the path-based read decide.
-                _ => return self.root.read_bytes(&self.join(name)),
-            }
+            Some(size)
         };
         match read_to_end_bounded(file, complete_at) {
             Ok(b) if b.len() as u64 > MAX_READ => Probe::Invalid(format!(
@@ -624,6 +623,29 @@ impl<'a> HostDir<'a> {
             Ok(t) => Probe::Ok(t.to_string_lossy().into_owned()),
             Err(e) => io_probe(&e.into(), &self.join(name)),
         }
+    }
+
+    /// Whether the kernel says `path` (below this directory; it may have several components)
+    /// does not exist: one `fstatat(AT_SYMLINK_NOFOLLOW)`. Intermediate components are followed
+    /// as the kernel follows them, even out of a captured tree, so only "no such file" answers
+    /// `true`: use it where an absent entry and one that cannot be read mean the same, and read
+    /// the entry the careful way when it answers `false`.
+    pub fn lacks(&self, path: &str) -> bool {
+        use nix::errno::Errno;
+        use std::os::fd::AsFd;
+        let Some(fd) = self.fd.as_ref() else {
+            return false;
+        };
+        if path.is_empty() || path.starts_with('/') {
+            return false;
+        }
+        if !self.root.live && self.root.side.node(&self.join(path)).is_some() {
+            return false;
+        }
+        matches!(
+            nix::sys::stat::fstatat(fd.as_fd(), path, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW),
+            Err(Errno::ENOENT | Errno::ENOTDIR)
+        )
     }
 
     /// [`HostRoot::link_name`] of the entry `name`.

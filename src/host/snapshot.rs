@@ -121,8 +121,8 @@ pub struct IommuGroup {
     /// The `name` file when present: `vfio-noiommu` for software groups (emulated mdevs,
     /// no-IOMMU mode), which prove nothing about VT-d.
     pub name: Option<String>,
-    /// Member devices.
-    pub devices: Vec<String>,
+    /// Member devices; `None` when the snapshot did not list them ([`Scope::iommu_members`]).
+    pub devices: Option<Vec<String>>,
 }
 
 /// A user account (from `/etc/passwd`).
@@ -259,8 +259,8 @@ pub struct Snapshot {
     pub udev_vfio_rules: Vec<TextFile>,
     /// cgroup v2 controllers (`/sys/fs/cgroup/cgroup.controllers`), if that hierarchy is mounted.
     pub cgroup2_controllers: Probe<Vec<String>>,
-    /// Kernel log records and the path they came from.
-    pub kernel_log: Probe<(String, Vec<parse::kmsg::Record>)>,
+    /// The kernel log: where it came from, its size in records, the records the checks look at.
+    pub kernel_log: Probe<KernelLog>,
     /// Modules the initramfs is told to include: (file, names) from
     /// `/etc/initramfs-tools/modules`, `/etc/mkinitcpio.conf` `MODULES=(…)` and
     /// `/etc/dracut.conf.d/*.conf` `add_drivers`/`force_drivers`.
@@ -272,6 +272,57 @@ pub struct Snapshot {
     pub passthrough: Vec<String>,
     /// Looking Glass: its shared-memory files, kvmfr nodes and the configuration naming them.
     pub looking_glass: LookingGlass,
+}
+
+/// The kernel log as the checks see it.
+///
+/// A host's log holds tens of thousands of records; the checks look for a few dozen messages
+/// ([`crate::checks::log_terms`]). Only the records holding one of those terms are parsed and
+/// kept; the others are counted.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KernelLog {
+    /// Where the log was read, as the host sees it (`/dev/kmsg`).
+    pub path: String,
+    /// How many records the log holds.
+    pub total: usize,
+    /// The records holding a term of [`crate::checks::log_terms`] (all records if those terms
+    /// could not be searched for), in log order.
+    pub records: Vec<parse::kmsg::Record>,
+}
+
+impl KernelLog {
+    /// Parses `bytes` read from `path`.
+    pub fn parse(path: String, bytes: &[u8]) -> KernelLog {
+        let (total, records) = match crate::checks::log_filter() {
+            Some(f) => parse::kmsg::parse_filtered(bytes, f),
+            None => {
+                let r = parse::kmsg::parse(bytes);
+                (r.len(), r)
+            }
+        };
+        KernelLog {
+            path,
+            total,
+            records,
+        }
+    }
+
+    /// The records whose text holds one of `terms`, in log order. Each term must be one of
+    /// [`crate::checks::log_terms`]: records holding any other text were not kept.
+    pub fn containing<'a>(
+        &'a self,
+        terms: &'a [&'a str],
+    ) -> impl DoubleEndedIterator<Item = &'a parse::kmsg::Record> + 'a {
+        debug_assert!(
+            terms
+                .iter()
+                .all(|t| crate::checks::log_terms().contains(t)),
+            "kernel-log terms {terms:?} are not all in checks::log_terms()"
+        );
+        self.records
+            .iter()
+            .filter(move |r| terms.iter().any(|t| r.text.contains(t)))
+    }
 }
 
 /// Modules the checks need to know about from the module files.
@@ -298,9 +349,58 @@ pub const MODULES_OF_INTEREST: &[&str] = &[
     "kvmfr",
 ];
 
+/// What a snapshot reads beyond what every check needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    /// List the members of every IOMMU group (`/sys/kernel/iommu_groups/N/devices`): the
+    /// passthrough checks, preflight's PCI host devices and `fix --passthrough` judge groups by
+    /// their members; the GVT-g checks only count groups. A host with thousands of vGPUs has
+    /// thousands of groups, and listing them is most of what reading its sysfs costs.
+    pub iommu_members: bool,
+}
+
+impl Scope {
+    /// Everything.
+    pub const ALL: Scope = Scope {
+        iommu_members: true,
+    };
+    /// What the GVT-g checks need.
+    pub const GVT: Scope = Scope {
+        iommu_members: false,
+    };
+}
+
 impl Snapshot {
-    /// Reads the host. Never fails: every problem is recorded in the probe concerned.
+    /// Reads the host ([`Scope::ALL`]). Never fails: every problem is recorded in the probe
+    /// concerned.
     pub fn collect(root: &HostRoot) -> Snapshot {
+        Self::collect_scoped(root, Scope::ALL)
+    }
+
+    /// Reads the parts of the host `scope` names, and everything else every check needs.
+    pub fn collect_scoped(root: &HostRoot, scope: Scope) -> Snapshot {
+        // A host with many vGPUs has thousands of mdevs and IOMMU groups, each a few sysfs
+        // reads, and a kernel log of megabytes: read the mdevs and groups on a second thread
+        // meanwhile.
+        std::thread::scope(|t| {
+            let other = t.spawn(|| {
+                (
+                    read_mdev_devices(root),
+                    read_iommu_groups(root, scope.iommu_members),
+                )
+            });
+            let mut snap = Self::collect_rest(root);
+            let (devices, groups) = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            snap.mdev_devices = devices;
+            snap.iommu_groups = groups;
+            snap
+        })
+    }
+
+    /// Everything but the mdevs and IOMMU groups (left [`Probe::Missing`]).
+    fn collect_rest(root: &HostRoot) -> Snapshot {
         let osrelease = root.read_attr("proc/sys/kernel/osrelease");
         let release = osrelease.ok().cloned();
 
@@ -332,9 +432,6 @@ impl Snapshot {
             );
         }
 
-        let iommu_groups = read_iommu_groups(root);
-        let mdev_parents = read_mdev_parents(root);
-        let mdev_devices = read_mdev_devices(root);
         let dev_vfio = root.read_dir("dev/vfio").map(|names| {
             names
                 .into_iter()
@@ -383,7 +480,7 @@ impl Snapshot {
 
         let kernel_log = root
             .kernel_log()
-            .map(|(path, bytes)| (path, parse::kmsg::parse(&bytes)));
+            .map(|(path, bytes)| KernelLog::parse(path, &bytes));
 
         Snapshot {
             live: root.is_live(),
@@ -404,9 +501,9 @@ impl Snapshot {
             dmar_table: root.exists("sys/firmware/acpi/tables/DMAR"),
             ivrs_table: root.exists("sys/firmware/acpi/tables/IVRS"),
             iommu_class: root.read_dir("sys/class/iommu"),
-            iommu_groups,
-            mdev_parents,
-            mdev_devices,
+            iommu_groups: Probe::Missing,
+            mdev_devices: Probe::Missing,
+            mdev_parents: read_mdev_parents(root),
             dev_kvm: root.node("dev/kvm"),
             dev_vfio,
             libvirt_present: [
@@ -546,47 +643,45 @@ fn parse_group(text: &str) -> Vec<Group> {
         .collect()
 }
 
-fn hex_attr<T: TryFrom<u64>>(root: &HostRoot, rel: &str) -> Option<T> {
-    let s = root.read_attr(rel).into_ok()?;
-    let v = u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()?;
-    T::try_from(v).ok()
-}
-
 /// Every PCI function under `/sys/bus/pci/devices`.
 pub fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
+    let all = root.dir("sys/bus/pci/devices");
+    let hex = |dir: &super::root::HostDir<'_>, name: &str| -> Option<u64> {
+        let s = dir.read_attr(name).into_ok()?;
+        u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()
+    };
     root.read_dir("sys/bus/pci/devices").map(|names| {
         names
             .into_iter()
             .filter_map(|addr| {
-                let base = format!("sys/bus/pci/devices/{addr}");
-                let vendor: u16 = hex_attr(root, &format!("{base}/vendor"))?;
-                let device: u16 = hex_attr(root, &format!("{base}/device"))?;
-                let class: u32 = hex_attr(root, &format!("{base}/class")).unwrap_or(0);
-                let bar_sizes = root
-                    .read(&format!("{base}/resource"))
+                let dir = all.subdir(&addr);
+                let vendor = u16::try_from(hex(&dir, "vendor")?).ok()?;
+                let device = u16::try_from(hex(&dir, "device")?).ok()?;
+                let class = hex(&dir, "class")
+                    .and_then(|c| u32::try_from(c).ok())
+                    .unwrap_or(0);
+                let bar_sizes = dir
+                    .read("resource")
                     .into_ok()
                     .map(|t| parse_resource(&t))
                     .unwrap_or_default();
-                let sv: Option<u16> = hex_attr(root, &format!("{base}/subsystem_vendor"));
-                let sd: Option<u16> = hex_attr(root, &format!("{base}/subsystem_device"));
+                let sv = hex(&dir, "subsystem_vendor").and_then(|v| u16::try_from(v).ok());
+                let sd = hex(&dir, "subsystem_device").and_then(|v| u16::try_from(v).ok());
                 Some(PciDevice {
-                    driver: root.link_name(&format!("{base}/driver")).into_ok(),
-                    iommu_group: root
-                        .link_name(&format!("{base}/iommu_group"))
+                    driver: dir.link_name("driver").into_ok(),
+                    iommu_group: dir
+                        .link_name("iommu_group")
                         .into_ok()
                         .and_then(|g| g.parse().ok()),
-                    boot_vga: root
-                        .read_attr(&format!("{base}/boot_vga"))
-                        .into_ok()
-                        .map(|v| v == "1"),
-                    sriov_totalvfs: root
-                        .read_attr(&format!("{base}/sriov_totalvfs"))
+                    boot_vga: dir.read_attr("boot_vga").into_ok().map(|v| v == "1"),
+                    sriov_totalvfs: dir
+                        .read_attr("sriov_totalvfs")
                         .into_ok()
                         .and_then(|v| v.parse().ok()),
                     subsystem: sv.zip(sd),
-                    reset_method: root.read_attr(&format!("{base}/reset_method")).into_ok(),
-                    driver_override: root
-                        .read_attr(&format!("{base}/driver_override"))
+                    reset_method: dir.read_attr("reset_method").into_ok(),
+                    driver_override: dir
+                        .read_attr("driver_override")
                         .into_ok()
                         .filter(|v| !v.is_empty() && v != "(null)"),
                     address: addr,
@@ -903,18 +998,28 @@ fn read_initramfs_modules(root: &HostRoot) -> Vec<(String, Vec<String>)> {
 }
 
 /// Every IOMMU group under `/sys/kernel/iommu_groups`, by number.
-pub fn read_iommu_groups(root: &HostRoot) -> Probe<Vec<IommuGroup>> {
+/// Members are listed only when `members` is true.
+pub fn read_iommu_groups(root: &HostRoot, members: bool) -> Probe<Vec<IommuGroup>> {
     let all = root.dir("sys/kernel/iommu_groups");
     root.read_dir("sys/kernel/iommu_groups").map(|names| {
         let mut groups: Vec<IommuGroup> = names
             .into_iter()
             .filter_map(|n| {
                 let number = n.parse().ok()?;
+                // Most groups have no `name`: one look settles that without opening the group.
+                if !members && all.lacks(&format!("{n}/name")) {
+                    return Some(IommuGroup {
+                        number,
+                        name: None,
+                        devices: None,
+                    });
+                }
                 let dir = all.subdir(&n);
                 Some(IommuGroup {
                     number,
                     name: dir.read_attr("name").into_ok(),
-                    devices: dir.read_dir("devices").into_ok().unwrap_or_default(),
+                    devices: members
+                        .then(|| dir.read_dir("devices").into_ok().unwrap_or_default()),
                 })
             })
             .collect();
@@ -974,7 +1079,7 @@ pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
             .into_iter()
             .map(|uuid| {
                 let base = format!("sys/bus/mdev/devices/{uuid}");
-                let dir = root.dir(&base);
+                let dir = bus.subdir(&uuid);
                 let type_link = dir.read_link("mdev_type").into_ok();
                 // The kernel links `mdev_type` relative to the device's real directory (which
                 // sits under its parent): `../mdev_supported_types/mtty-2`; captured trees may

@@ -244,32 +244,176 @@ pub fn parse(bytes: &[u8]) -> Vec<Record> {
     let mut out = Vec::new();
     let mut in_kmsg_record = false;
     for (idx, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line_no = idx + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if in_kmsg_record && raw.first() == Some(&b' ') {
             // Dictionary line of the previous /dev/kmsg record.
             continue;
         }
-        in_kmsg_record = false;
-        if let Some((level, seq, ts, msg)) = parse_kmsg_header(raw) {
-            in_kmsg_record = true;
-            let text = String::from_utf8_lossy(&decode_kmsg_escapes(msg)).into_owned();
-            out.push(Record {
-                level: Some(level),
-                seq: Some(seq),
-                ts_usec: Some(ts),
-                text,
-                line: line_no,
-            });
-            continue;
-        }
-        let text = String::from_utf8_lossy(raw);
-        if text.trim().is_empty() {
-            continue;
-        }
-        out.push(parse_text_line(&text, line_no));
+        let (record, is_kmsg) = parse_line(raw, idx + 1);
+        in_kmsg_record = is_kmsg;
+        out.extend(record);
     }
     out
+}
+
+/// One line that is not a dictionary line: its record (`None` for a blank line) and whether it
+/// is a `/dev/kmsg` record (whose following space-indented lines are its dictionary).
+fn parse_line(raw: &[u8], line_no: usize) -> (Option<Record>, bool) {
+    if let Some((level, seq, ts, msg)) = parse_kmsg_header(raw) {
+        let text = String::from_utf8_lossy(&decode_kmsg_escapes(msg)).into_owned();
+        let r = Record {
+            level: Some(level),
+            seq: Some(seq),
+            ts_usec: Some(ts),
+            text,
+            line: line_no,
+        };
+        return (Some(r), true);
+    }
+    let text = String::from_utf8_lossy(raw);
+    if text.trim().is_empty() {
+        return (None, false);
+    }
+    (Some(parse_text_line(&text, line_no)), false)
+}
+
+/// Whether [`parse_line`] would find no record on a line that is not a `/dev/kmsg` record:
+/// only whitespace as `str::trim` sees it (which includes vertical tab and Unicode spaces).
+fn is_blank(raw: &[u8]) -> bool {
+    if raw.is_ascii() {
+        raw.iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+    } else {
+        String::from_utf8_lossy(raw).trim().is_empty()
+    }
+}
+
+/// The substrings whose records [`parse_filtered`] keeps.
+///
+/// Every term must be printable ASCII without a backslash: such a term is found in a record's
+/// text only if it is in the raw line too (prefixes are only ever removed, `\xNN` escapes are
+/// matched separately), so searching the raw bytes once finds every record that holds it.
+///
+/// A line with a backslash is always parsed: its decoded text may hold a term the raw line
+/// spells with `\xNN` escapes.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    searcher: Searcher,
+    searched: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Searcher {
+    /// SIMD (Teddy) search for up to 64 terms: several times faster than an automaton when no
+    /// term is shorter than three bytes.
+    Packed(aho_corasick::packed::Searcher),
+    /// Any number of terms, or no SIMD.
+    Automaton(aho_corasick::AhoCorasick),
+}
+
+impl Filter {
+    /// A filter for `terms`; an error names a term that cannot be searched for in raw lines.
+    pub fn new(terms: &[&str]) -> Result<Filter, String> {
+        if let Some(t) = terms
+            .iter()
+            .find(|t| t.is_empty() || !t.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\'))
+        {
+            return Err(format!(
+                "kernel-log term {t:?} is empty or not printable ASCII without a backslash"
+            ));
+        }
+        // A term holding another term finds no line the other does not: search for the other.
+        let min: Vec<&str> = terms
+            .iter()
+            .copied()
+            .filter(|t| !terms.iter().any(|u| u != t && t.contains(u)))
+            .collect();
+        let packed = aho_corasick::packed::Config::new()
+            .builder()
+            .extend(&min)
+            .build();
+        let searcher = match packed {
+            Some(s) => Searcher::Packed(s),
+            None => Searcher::Automaton(
+                aho_corasick::AhoCorasick::new(&min)
+                    .map_err(|e| format!("kernel-log terms: {e}"))?,
+            ),
+        };
+        Ok(Filter {
+            searcher,
+            searched: min.len(),
+        })
+    }
+
+    /// How many terms are searched for (a term holding another is not).
+    pub fn searched(&self) -> usize {
+        self.searched
+    }
+
+    /// Whether the SIMD searcher serves this filter (the table stays within its limits).
+    pub fn is_packed(&self) -> bool {
+        matches!(self.searcher, Searcher::Packed(_))
+    }
+}
+
+/// [`parse`], keeping only the records whose line holds a term of `filter` (a superset of the
+/// records whose text holds one), with the count of all records.
+///
+/// A host's log has tens of thousands of records and the checks care about a few dozen
+/// messages: one automaton pass over the raw bytes finds the candidate lines, only those are
+/// parsed, and every other line costs a newline search and a blank test.
+pub fn parse_filtered(bytes: &[u8], filter: &Filter) -> (usize, Vec<Record>) {
+    match &filter.searcher {
+        Searcher::Packed(s) => scan(bytes, s.find_iter(bytes).map(|m| m.start())),
+        Searcher::Automaton(ac) => scan(bytes, ac.find_iter(bytes).map(|m| m.start())),
+    }
+}
+
+/// [`parse_filtered`] given the ascending start offsets of the terms found.
+fn scan(bytes: &[u8], hits: impl Iterator<Item = usize>) -> (usize, Vec<Record>) {
+    let mut hits = hits.peekable();
+    let mut escapes = memchr::memchr_iter(b'\\', bytes).peekable();
+    let mut total = 0;
+    let mut out = Vec::new();
+    // The last line that was not a dictionary line, and (computed only when a space-indented
+    // line follows it) whether it is a /dev/kmsg record.
+    let mut anchor: &[u8] = &[];
+    let mut anchor_is_kmsg: Option<bool> = Some(false);
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    for (idx, end) in ends.enumerate() {
+        let line = bytes.get(start..end).unwrap_or_default();
+        start = end + 1;
+        let mut candidate = false;
+        while hits.next_if(|&p| p < end).is_some() {
+            candidate = true;
+        }
+        while escapes.next_if(|&p| p < end).is_some() {
+            candidate = true;
+        }
+        let raw = line.strip_suffix(b"\r").unwrap_or(line);
+        if raw.first() == Some(&b' ')
+            && *anchor_is_kmsg.get_or_insert_with(|| parse_kmsg_header(anchor).is_some())
+        {
+            continue;
+        }
+        anchor = raw;
+        if candidate {
+            let (record, is_kmsg) = parse_line(raw, idx + 1);
+            anchor_is_kmsg = Some(is_kmsg);
+            if let Some(r) = record {
+                total += 1;
+                out.push(r);
+            }
+        } else {
+            anchor_is_kmsg = None;
+            // A /dev/kmsg record is never blank (its header has digits).
+            if !is_blank(raw) {
+                total += 1;
+            }
+        }
+    }
+    (total, out)
 }
 
 #[cfg(test)]
@@ -401,7 +545,74 @@ Jan  2 03:04:05 host kernel: [    3.25] z\n[    4.0] host kernel: w\n\
         assert_eq!(r[6].line, 7);
     }
 
+    const TERMS: &[&str] = &["gvt:", "kvmgt", "MDEV: Registered", "fail to alloc", "x", "1"];
+
+    /// `parse_filtered` = `parse`, then keep the records holding a term; same count.
+    fn agrees(input: &[u8]) {
+        let filter = Filter::new(TERMS).unwrap();
+        let all = parse(input);
+        let (total, kept) = parse_filtered(input, &filter);
+        assert_eq!(total, all.len(), "record count of {input:?}");
+        let holds = |r: &&Record| TERMS.iter().any(|t| r.text.contains(t));
+        let want: Vec<&Record> = all.iter().filter(holds).collect();
+        let got: Vec<&Record> = kept.iter().filter(holds).collect();
+        assert_eq!(got, want, "records of {input:?}");
+    }
+
+    #[test]
+    fn filtered_agrees_on_real_logs() {
+        for text in [
+            sample!("dmesg/gvt-linux-21-skl-mdev-registered.txt"),
+            sample!("dmesg/gvt-linux-3-golden-hw-state-kbl.txt"),
+            sample!("dmesg/gvt-linux-74-mdev-added-iommu-group.txt"),
+            sample!("dmesg/i915-sriov-dkms-58-enable-guc-7-undocumented.txt"),
+            sample!("dmesg/archwiki-intel-graphics-guc-submission-gvt-fail.txt"),
+            sample!("dmesg/gvt-linux-225-glk-j4125-unsupported.txt"),
+        ] {
+            agrees(text.as_bytes());
+        }
+        // Dictionary lines, escapes spelling a term, blank and Unicode-blank lines, CRLF.
+        agrees(b"6,1,2,-;a gvt: b\n SUBSYSTEM=pci\n DEVICE=+gvt:\n plain\n6,2,3,-;kv\\x6dgt\n\n \x0b\n\xe3\x80\x80\r\n  x1\r\n");
+        let filter = Filter::new(&["fail to alloc", "gvt:"]).unwrap();
+        let (total, kept) = parse_filtered(b"6,1,2,-;one\n SUB=gvt:\nfail to alloc\n", &filter);
+        assert_eq!(total, 2);
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].text.as_str(), kept[0].line), ("fail to alloc", 3));
+    }
+
+    #[test]
+    fn filter_keeps_lines_of_terms_holding_other_terms() {
+        // "kvmgt" is searched for in place of "could not insert 'kvmgt'"; both lines are kept.
+        let f = Filter::new(&["could not insert 'kvmgt'", "kvmgt", "gvt:"]).unwrap();
+        assert_eq!(f.searched(), 2);
+        let (total, kept) =
+            parse_filtered(b"a kvmgt b\nmodprobe: could not insert 'kvmgt'\nc\n", &f);
+        assert_eq!(total, 3);
+        assert_eq!(kept.len(), 2);
+        // More terms than the SIMD searcher takes: the automaton, same answers.
+        let many: Vec<String> = (0..100).map(|i| format!("term{i:03}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let f = Filter::new(&many).unwrap();
+        assert!(!f.is_packed());
+        let (total, kept) = parse_filtered(b"x term042 y\nnothing\nterm099\n", &f);
+        assert_eq!((total, kept.len()), (3, 2));
+    }
+
+    #[test]
+    fn filter_refuses_terms_it_cannot_find_in_raw_lines() {
+        assert!(Filter::new(&["ok term"]).is_ok());
+        for bad in ["", "back\\slash", "tab\t", "caf\u{e9}"] {
+            let e = Filter::new(&[bad]).unwrap_err();
+            assert!(e.contains("printable ASCII"), "{e}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn filtered_agrees_log_like(s in "([0-9]{1,3}|,|;|\\[|\\]|\\.|<|>| |\n|\r|kernel: |:|\\\\x[0-9a-f]{0,2}|-|c|gvt:|kvm|gt|x|1|\u{3000}|\u{b}){0,80}") {
+            agrees(s.as_bytes());
+        }
+
         #[test]
         fn never_panics_bytes(b in proptest::collection::vec(any::<u8>(), 0..600)) {
             let _ = parse(&b);
