@@ -155,7 +155,11 @@ fn literal_matcher(
                 owner.push(i);
             }
         }
-        aho_corasick::AhoCorasick::new(&lits)
+        // Only the few records the snapshot kept are matched: an automaton that is quick to
+        // build beats a DFA that is quick to run.
+        aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+            .build(&lits)
             .ok()
             .map(|ac| (ac, owner))
     })

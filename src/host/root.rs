@@ -454,6 +454,11 @@ impl<'a> HostDir<'a> {
         format!("{}/{name}", self.rel)
     }
 
+    /// Whether the directory itself is open (else every call goes by path).
+    pub fn is_open(&self) -> bool {
+        self.fd.is_some()
+    }
+
     /// [`HostRoot::read_bytes`] of the entry `name` (a single path component).
     ///
     /// In a captured tree the entry is first looked at with `fstatat(AT_SYMLINK_NOFOLLOW)`
@@ -739,7 +744,10 @@ fn io_probe<T>(e: &std::io::Error, rel: &str) -> Probe<T> {
 /// Reads at most `limit` bytes; a file larger than that is an error, not silently truncated.
 fn read_bounded(p: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     let f = File::open(p)?;
-    let mut buf = Vec::new();
+    // Sized once from the file's length (a sysfs or proc file says 4096 or 0; the read grows
+    // the buffer as usual then): a multi-MB kernel log is read without reallocating.
+    let len = f.metadata().map_or(0, |m| m.len()).min(limit);
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
     f.take(limit + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
         let size = if limit >= 1024 * 1024 {

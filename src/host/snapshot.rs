@@ -29,6 +29,9 @@ pub struct PciDevice {
     pub driver: Option<String>,
     /// IOMMU group number, if the device is in one.
     pub iommu_group: Option<u32>,
+    /// Whether the attributes below were read: always for display functions, for the others
+    /// only with [`Scope::pci_details`] (else they are empty, not absent).
+    pub details: bool,
     /// BAR sizes in bytes, from the `resource` file (index = BAR number; 0 = unused).
     pub bar_sizes: Vec<u64>,
     /// `boot_vga` (the firmware's primary display).
@@ -47,6 +50,12 @@ pub struct PciDevice {
 }
 
 impl PciDevice {
+    /// Intel display function on the root bus: integrated graphics (Arc/DG cards sit behind
+    /// a root port; an Intel NIC at 00:02.0 is not a GPU: class decides).
+    pub fn is_igd(&self) -> bool {
+        self.vendor == 0x8086 && self.is_display() && self.address.split(':').nth(1) == Some("00")
+    }
+
     /// Display controller class (0x03xx: VGA, XGA, 3D, other display).
     pub fn is_display(&self) -> bool {
         self.class >> 16 == 0x03
@@ -89,6 +98,21 @@ pub struct MdevType {
     pub devices: Vec<String>,
 }
 
+impl MdevType {
+    /// A type known by its directory name alone.
+    fn listed(id: &str) -> MdevType {
+        MdevType {
+            id: id.to_string(),
+            name: None,
+            description: None,
+            gvt: None,
+            available_instances: Probe::Missing,
+            device_api: None,
+            devices: Vec::new(),
+        }
+    }
+}
+
 /// One registered mdev parent (`/sys/class/mdev_bus/<parent>`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MdevParent {
@@ -96,6 +120,10 @@ pub struct MdevParent {
     pub name: String,
     /// Its types; `Missing` when there is no `mdev_supported_types`.
     pub types: Probe<Vec<MdevType>>,
+    /// Whether the types' attributes were read; `false` when only their ids were listed (a
+    /// parent that is not GVT-g's, outside [`Scope::all_mdev_types`]), and the other fields of
+    /// each [`MdevType`] are empty.
+    pub attributes: bool,
 }
 
 /// One existing mediated device (`/sys/bus/mdev/devices/<uuid>`).
@@ -357,16 +385,29 @@ pub struct Scope {
     /// their members; the GVT-g checks only count groups. A host with thousands of vGPUs has
     /// thousands of groups, and listing them is most of what reading its sysfs costs.
     pub iommu_members: bool,
+    /// Read the attributes of every mdev type (name, description, available instances, API,
+    /// instances), not only those of the GVT-g parent's types (the parent named after the iGPU,
+    /// or whose types are `i915-…`), which is all the doctor judges; other parents' types are
+    /// listed by id.
+    pub all_mdev_types: bool,
+    /// Read every PCI function's BARs, subsystem ids, boot VGA flag, SR-IOV, reset method and
+    /// `driver_override`, not only the display functions' (the GVT-g checks judge the other
+    /// functions by ids, class, driver and IOMMU group alone).
+    pub pci_details: bool,
 }
 
 impl Scope {
     /// Everything.
     pub const ALL: Scope = Scope {
         iommu_members: true,
+        all_mdev_types: true,
+        pci_details: true,
     };
     /// What the GVT-g checks need.
     pub const GVT: Scope = Scope {
         iommu_members: false,
+        all_mdev_types: false,
+        pci_details: false,
     };
 }
 
@@ -380,27 +421,37 @@ impl Snapshot {
     /// Reads the parts of the host `scope` names, and everything else every check needs.
     pub fn collect_scoped(root: &HostRoot, scope: Scope) -> Snapshot {
         // A host with many vGPUs has thousands of mdevs and IOMMU groups, each a few sysfs
-        // reads, and a kernel log of megabytes: read the mdevs and groups on a second thread
-        // meanwhile.
+        // reads, and a kernel log of megabytes. A second thread lists the mdevs and their
+        // parents, reads the groups, then mdevs; this one the rest, then mdevs too, until none
+        // is left.
+        let work: std::sync::OnceLock<(Probe<()>, MdevWork<'_>)> = std::sync::OnceLock::new();
+        let setup = || {
+            let names = root.read_dir("sys/bus/mdev/devices");
+            let w = MdevWork::new(root, names.ok().cloned().unwrap_or_default());
+            (names.map(|_| ()), w)
+        };
         std::thread::scope(|t| {
             let other = t.spawn(|| {
-                (
-                    read_mdev_devices(root),
-                    read_iommu_groups(root, scope.iommu_members),
-                )
+                let (_, w) = work.get_or_init(setup);
+                let groups = read_iommu_groups(root, scope.iommu_members);
+                (groups, w.help(root))
             });
-            let mut snap = Self::collect_rest(root);
-            let (devices, groups) = other
+            let mut snap = Self::collect_rest(root, scope);
+            let (names, w) = work.get_or_init(setup);
+            let mine = w.help(root);
+            let (groups, theirs) = other
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            snap.mdev_devices = devices;
+            snap.mdev_devices = names
+                .clone()
+                .map(|()| MdevWork::finish(vec![mine, theirs]));
             snap.iommu_groups = groups;
             snap
         })
     }
 
     /// Everything but the mdevs and IOMMU groups (left [`Probe::Missing`]).
-    fn collect_rest(root: &HostRoot) -> Snapshot {
+    fn collect_rest(root: &HostRoot, scope: Scope) -> Snapshot {
         let osrelease = root.read_attr("proc/sys/kernel/osrelease");
         let release = osrelease.ok().cloned();
 
@@ -411,7 +462,18 @@ impl Snapshot {
         .map(|t| parse_os_release(&t));
 
         let cpuinfo = root.read("proc/cpuinfo").map(|t| parse::cpuinfo::parse(&t));
-        let pci = read_pci(root);
+        let pci = read_pci_scoped(root, scope.pci_details);
+        let mdev_parents = if scope.all_mdev_types {
+            read_mdev_parents(root)
+        } else {
+            let igds: Vec<&str> = pci
+                .ok()
+                .map(|d| d.iter().filter(|d| d.is_igd()).map(|d| d.address.as_str()).collect())
+                .unwrap_or_default();
+            read_mdev_parents_where(root, |parent, ids| {
+                igds.contains(&parent) || ids.iter().any(|t| t.starts_with("i915-"))
+            })
+        };
         let kconfig = read_kconfig(root, release.as_deref());
         let modules = read_modules(root, release.as_deref());
         let cmdline = root
@@ -503,7 +565,7 @@ impl Snapshot {
             iommu_class: root.read_dir("sys/class/iommu"),
             iommu_groups: Probe::Missing,
             mdev_devices: Probe::Missing,
-            mdev_parents: read_mdev_parents(root),
+            mdev_parents,
             dev_kvm: root.node("dev/kvm"),
             dev_vfio,
             libvirt_present: [
@@ -536,13 +598,7 @@ impl Snapshot {
             .pci
             .ok()
             .map(|d| {
-                d.iter()
-                    .filter(|d| d.vendor == 0x8086 && d.is_display())
-                    .filter(|d| {
-                        // Integrated graphics sit on the root bus; Arc/DG cards do not.
-                        d.address.split(':').nth(1) == Some("00")
-                    })
-                    .collect()
+                d.iter().filter(|d| d.is_igd()).collect()
             })
             .unwrap_or_default();
         v.sort_by_key(|d| !d.address.ends_with(":02.0"));
@@ -643,9 +699,13 @@ fn parse_group(text: &str) -> Vec<Group> {
         .collect()
 }
 
-/// Every PCI function under `/sys/bus/pci/devices`.
+/// Every PCI function under `/sys/bus/pci/devices`, with all its attributes.
 pub fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
-    let all = root.dir("sys/bus/pci/devices");
+    read_pci_scoped(root, true)
+}
+
+/// Every PCI function; its [`PciDevice::details`] only for display functions unless `details`.
+fn read_pci_scoped(root: &HostRoot, details: bool) -> Probe<Vec<PciDevice>> {
     let hex = |dir: &super::root::HostDir<'_>, name: &str| -> Option<u64> {
         let s = dir.read_attr(name).into_ok()?;
         u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()
@@ -654,12 +714,36 @@ pub fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
         names
             .into_iter()
             .filter_map(|addr| {
-                let dir = all.subdir(&addr);
+                // Opened from the root: the entry is a link up and over to
+                // `devices/pci0000:00/…`, which a lookup beneath `bus/pci/devices` refuses.
+                let dir = root.dir(&format!("sys/bus/pci/devices/{addr}"));
                 let vendor = u16::try_from(hex(&dir, "vendor")?).ok()?;
                 let device = u16::try_from(hex(&dir, "device")?).ok()?;
                 let class = hex(&dir, "class")
                     .and_then(|c| u32::try_from(c).ok())
                     .unwrap_or(0);
+                let driver = dir.link_name("driver").into_ok();
+                let iommu_group = dir
+                    .link_name("iommu_group")
+                    .into_ok()
+                    .and_then(|g| g.parse().ok());
+                if !details && class >> 16 != 0x03 {
+                    return Some(PciDevice {
+                        address: addr,
+                        vendor,
+                        device,
+                        class,
+                        driver,
+                        iommu_group,
+                        details: false,
+                        bar_sizes: Vec::new(),
+                        boot_vga: None,
+                        sriov_totalvfs: None,
+                        subsystem: None,
+                        reset_method: None,
+                        driver_override: None,
+                    });
+                }
                 let bar_sizes = dir
                     .read("resource")
                     .into_ok()
@@ -668,11 +752,9 @@ pub fn read_pci(root: &HostRoot) -> Probe<Vec<PciDevice>> {
                 let sv = hex(&dir, "subsystem_vendor").and_then(|v| u16::try_from(v).ok());
                 let sd = hex(&dir, "subsystem_device").and_then(|v| u16::try_from(v).ok());
                 Some(PciDevice {
-                    driver: dir.link_name("driver").into_ok(),
-                    iommu_group: dir
-                        .link_name("iommu_group")
-                        .into_ok()
-                        .and_then(|g| g.parse().ok()),
+                    driver,
+                    iommu_group,
+                    details: true,
                     boot_vga: dir.read_attr("boot_vga").into_ok().map(|v| v == "1"),
                     sriov_totalvfs: dir
                         .read_attr("sriov_totalvfs")
@@ -1030,13 +1112,33 @@ pub fn read_iommu_groups(root: &HostRoot, members: bool) -> Probe<Vec<IommuGroup
 
 /// Reads every mdev parent and its types under `/sys/class/mdev_bus`.
 pub fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
+    read_mdev_parents_where(root, |_, _| true)
+}
+
+/// Every mdev parent and its type ids; the types' attributes only for the parents for which
+/// `attributes(parent, type ids)` is true.
+fn read_mdev_parents_where(
+    root: &HostRoot,
+    attributes: impl Fn(&str, &[String]) -> bool,
+) -> Probe<Vec<MdevParent>> {
     root.read_dir("sys/class/mdev_bus").map(|names| {
         names
             .into_iter()
             .map(|parent| {
                 let base = format!("sys/class/mdev_bus/{parent}/mdev_supported_types");
+                let ids = root.read_dir(&base);
+                if let Probe::Ok(ids) = &ids {
+                    if !attributes(&parent, ids) {
+                        let types = ids.iter().map(|id| MdevType::listed(id)).collect();
+                        return MdevParent {
+                            name: parent,
+                            types: Probe::Ok(types),
+                            attributes: false,
+                        };
+                    }
+                }
                 let all = root.dir(&base);
-                let types = root.read_dir(&base).map(|ids| {
+                let types = ids.map(|ids| {
                     ids.into_iter()
                         .map(|id| {
                             let dir = all.subdir(&id);
@@ -1063,6 +1165,7 @@ pub fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
                 MdevParent {
                     name: parent,
                     types,
+                    attributes: true,
                 }
             })
             .collect()
@@ -1071,62 +1174,201 @@ pub fn read_mdev_parents(root: &HostRoot) -> Probe<Vec<MdevParent>> {
 
 /// Reads every existing mdev under `/sys/bus/mdev/devices`.
 pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
-    let bus = root.dir("sys/bus/mdev/devices");
-    // Whether `sys/class/mdev_bus/P` exists, asked once per parent rather than once per mdev.
-    let mut parent_known: BTreeMap<String, bool> = BTreeMap::new();
     root.read_dir("sys/bus/mdev/devices").map(|names| {
-        names
-            .into_iter()
-            .map(|uuid| {
-                let base = format!("sys/bus/mdev/devices/{uuid}");
-                let dir = bus.subdir(&uuid);
-                let type_link = dir.read_link("mdev_type").into_ok();
-                // The kernel links `mdev_type` relative to the device's real directory (which
-                // sits under its parent): `../mdev_supported_types/mtty-2`; captured trees may
-                // hold the long form `.../0000:00:02.0/mdev_supported_types/i915-GVTg_V5_4`.
-                // Resolve it against where the device really is, then read the parent off it.
-                let dev_dir = match bus.read_link(&uuid).into_ok() {
-                    Some(l) => format!("sys/bus/mdev/devices/{l}"),
-                    None => base.clone(),
-                };
-                let (mut parent, mut mdev_type) = match &type_link {
-                    Some(t) => {
-                        let full = if t.starts_with('/') {
-                            t.clone()
-                        } else {
-                            format!("{dev_dir}/{t}")
-                        };
-                        mdev_type_parts(&full)
-                    }
-                    None => (None, None),
-                };
-                // A captured tree may hold the device as a plain directory under
-                // sys/bus/mdev/devices, where a relative link resolves to nonsense. The parent's
-                // own listing is authoritative: the type whose `devices/` holds this UUID.
-                let known = parent.as_ref().is_some_and(|p| {
-                    *parent_known
-                        .entry(p.clone())
-                        .or_insert_with(|| root.exists(&format!("sys/class/mdev_bus/{p}")))
-                });
-                if !known {
-                    if let Some((p, t)) = find_listing_parent(root, &uuid) {
-                        parent = Some(p);
-                        mdev_type = Some(t);
-                    }
-                }
-                MdevDevice {
-                    iommu_group: dir
-                        .link_name("iommu_group")
-                        .into_ok()
-                        .and_then(|g| g.parse().ok()),
-                    driver: dir.link_name("driver").into_ok(),
-                    uuid,
-                    mdev_type,
-                    parent,
-                }
-            })
-            .collect()
+        let mut reader = MdevReader::new(root);
+        names.into_iter().map(|uuid| reader.read(uuid)).collect()
     })
+}
+
+/// The mdevs of `names` (a listing of `/sys/bus/mdev/devices`), read by every thread that
+/// calls [`MdevWork::help`] until none is left, then put back in listing order by
+/// [`MdevWork::finish`].
+///
+/// An mdev's directory sits under its parent's device directory, which
+/// `/sys/class/mdev_bus/P` links to. Each parent is opened and listed once; an mdev found there
+/// is then read through its parent with short links only, instead of following its long bus
+/// link (`../../../devices/pci0000:00/0000:00:02.0/UUID`, which on a captured tree's disk
+/// file system is a symlink stored out of line, one block read per mdev). Anything else is
+/// read the general way ([`MdevReader`]).
+struct MdevWork<'a> {
+    names: Vec<String>,
+    next: std::sync::atomic::AtomicUsize,
+    /// Parents (name, opened device directory).
+    parents: Vec<(String, super::root::HostDir<'a>)>,
+    /// UUID → index in `parents` of the parent whose directory holds it.
+    home: std::collections::HashMap<String, usize>,
+}
+
+impl<'a> MdevWork<'a> {
+    /// Devices taken at a time: enough to keep the shared counter out of the way.
+    const CHUNK: usize = 32;
+
+    fn new(root: &'a HostRoot, names: Vec<String>) -> Self {
+        let mut parents = Vec::new();
+        let mut home = std::collections::HashMap::new();
+        if !names.is_empty() {
+            let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+            for p in root.read_dir("sys/class/mdev_bus").into_ok().unwrap_or_default() {
+                let rel = format!("sys/class/mdev_bus/{p}");
+                let dir = root.dir(&rel);
+                if !dir.is_open() {
+                    continue;
+                }
+                let i = parents.len();
+                for e in root.read_dir(&rel).into_ok().unwrap_or_default() {
+                    if wanted.contains(e.as_str()) {
+                        home.entry(e).or_insert(i);
+                    }
+                }
+                parents.push((p, dir));
+            }
+        }
+        MdevWork {
+            names,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            parents,
+            home,
+        }
+    }
+
+    fn help(&self, root: &HostRoot) -> Vec<(usize, MdevDevice)> {
+        use std::sync::atomic::Ordering;
+        let mut reader = MdevReader::new(root);
+        let mut out = Vec::new();
+        loop {
+            let start = self.next.fetch_add(Self::CHUNK, Ordering::Relaxed);
+            let Some(chunk) = self.names.get(start..) else {
+                break;
+            };
+            for (i, uuid) in chunk.iter().take(Self::CHUNK).enumerate() {
+                let d = self
+                    .read_under_parent(uuid)
+                    .unwrap_or_else(|| reader.read(uuid.clone()));
+                out.push((start + i, d));
+            }
+        }
+        out
+    }
+
+    /// `uuid` read through the parent directory that holds it; `None` when it is not under
+    /// a parent, or its type link does not name that parent.
+    fn read_under_parent(&self, uuid: &str) -> Option<MdevDevice> {
+        let (parent, pdir) = self.parents.get(*self.home.get(uuid)?)?;
+        let dir = pdir.subdir(uuid);
+        if !dir.is_open() {
+            return None;
+        }
+        let t = dir.read_link("mdev_type").into_ok()?;
+        let full = if t.starts_with('/') {
+            t
+        } else {
+            format!("sys/class/mdev_bus/{parent}/{uuid}/{t}")
+        };
+        let (p, mdev_type) = mdev_type_parts(&full);
+        if p.as_ref() != Some(parent) {
+            return None;
+        }
+        Some(MdevDevice {
+            iommu_group: dir
+                .link_name("iommu_group")
+                .into_ok()
+                .and_then(|g| g.parse().ok()),
+            driver: dir.link_name("driver").into_ok(),
+            uuid: uuid.to_string(),
+            mdev_type,
+            parent: p,
+        })
+    }
+
+    fn finish(parts: Vec<Vec<(usize, MdevDevice)>>) -> Vec<MdevDevice> {
+        let mut all: Vec<(usize, MdevDevice)> = parts.into_iter().flatten().collect();
+        all.sort_unstable_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, d)| d).collect()
+    }
+}
+
+/// Reads mdevs one by one, remembering what their parents share.
+struct MdevReader<'a> {
+    root: &'a HostRoot,
+    bus: super::root::HostDir<'a>,
+    /// Whether `sys/class/mdev_bus/P` exists, asked once per parent rather than once per mdev.
+    parent_known: BTreeMap<String, bool>,
+    /// The parents' device directories, opened once each: a device is then opened with a
+    /// one-component lookup instead of the walk along its bus link.
+    parent_dirs: BTreeMap<String, super::root::HostDir<'a>>,
+}
+
+impl<'a> MdevReader<'a> {
+    fn new(root: &'a HostRoot) -> Self {
+        MdevReader {
+            root,
+            bus: root.dir("sys/bus/mdev/devices"),
+            parent_known: BTreeMap::new(),
+            parent_dirs: BTreeMap::new(),
+        }
+    }
+
+    fn read(&mut self, uuid: String) -> MdevDevice {
+        let base = format!("sys/bus/mdev/devices/{uuid}");
+        let link = self.bus.read_link(&uuid).into_ok();
+        // The device's real directory, `../../../devices/pci0000:00/0000:00:02.0/UUID`.
+        let real = link
+            .as_deref()
+            .filter(|l| !l.starts_with('/'))
+            .and_then(|l| l.rsplit_once('/'))
+            .filter(|(_, name)| *name == uuid)
+            .map(|(dir, _)| normalize(&format!("sys/bus/mdev/devices/{dir}")))
+            .filter(|d| !d.starts_with(".."));
+        let opened = real.and_then(|d| {
+            let p = self.parent_dirs.entry(d.clone()).or_insert_with(|| self.root.dir(&d));
+            p.is_open().then(|| p.subdir(&uuid)).filter(|s| s.is_open())
+        });
+        let dir = opened.unwrap_or_else(|| self.bus.subdir(&uuid));
+        let type_link = dir.read_link("mdev_type").into_ok();
+        // The kernel links `mdev_type` relative to the device's real directory (which
+        // sits under its parent): `../mdev_supported_types/mtty-2`; captured trees may
+        // hold the long form `.../0000:00:02.0/mdev_supported_types/i915-GVTg_V5_4`.
+        // Resolve it against where the device really is, then read the parent off it.
+        let dev_dir = match link {
+            Some(l) => format!("sys/bus/mdev/devices/{l}"),
+            None => base.clone(),
+        };
+        let (mut parent, mut mdev_type) = match &type_link {
+            Some(t) => {
+                let full = if t.starts_with('/') {
+                    t.clone()
+                } else {
+                    format!("{dev_dir}/{t}")
+                };
+                mdev_type_parts(&full)
+            }
+            None => (None, None),
+        };
+        // A captured tree may hold the device as a plain directory under
+        // sys/bus/mdev/devices, where a relative link resolves to nonsense. The parent's
+        // own listing is authoritative: the type whose `devices/` holds this UUID.
+        let known = parent.as_ref().is_some_and(|p| {
+            *self.parent_known
+                .entry(p.clone())
+                .or_insert_with(|| self.root.exists(&format!("sys/class/mdev_bus/{p}")))
+        });
+        if !known {
+            if let Some((p, t)) = find_listing_parent(self.root, &uuid) {
+                parent = Some(p);
+                mdev_type = Some(t);
+            }
+        }
+        MdevDevice {
+            iommu_group: dir
+                .link_name("iommu_group")
+                .into_ok()
+                .and_then(|g| g.parse().ok()),
+            driver: dir.link_name("driver").into_ok(),
+            uuid,
+            mdev_type,
+            parent,
+        }
+    }
 }
 
 /// The (parent, type) whose `mdev_supported_types/TYPE/devices/` lists `uuid`.
@@ -1140,6 +1382,21 @@ fn find_listing_parent(root: &HostRoot, uuid: &str) -> Option<(String, String)> 
         }
     }
     None
+}
+
+/// `path` with `.` and `..` resolved textually; a `..` above the start is kept as `..`.
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
 }
 
 /// (parent, type) from a path ending in `PARENT/mdev_supported_types/TYPE`, after resolving

@@ -280,12 +280,15 @@ fn parse_line(raw: &[u8], line_no: usize) -> (Option<Record>, bool) {
 /// Whether [`parse_line`] would find no record on a line that is not a `/dev/kmsg` record:
 /// only whitespace as `str::trim` sees it (which includes vertical tab and Unicode spaces).
 fn is_blank(raw: &[u8]) -> bool {
-    if raw.is_ascii() {
-        raw.iter()
-            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
-    } else {
-        String::from_utf8_lossy(raw).trim().is_empty()
+    for &b in raw {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {}
+            // Unicode whitespace (U+3000…) or invalid UTF-8 (U+FFFD is not whitespace).
+            0x80.. => return String::from_utf8_lossy(raw).trim().is_empty(),
+            _ => return false,
+        }
     }
+    true
 }
 
 /// The substrings whose records [`parse_filtered`] keeps.
