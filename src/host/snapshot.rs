@@ -1122,61 +1122,142 @@ fn read_mdev_parents_where(
     attributes: impl Fn(&str, &[String]) -> bool,
 ) -> Probe<Vec<MdevParent>> {
     root.read_dir("sys/class/mdev_bus").map(|names| {
-        names
+        // First every parent's type ids; then the attributes of the types that need them, on
+        // two threads when there are many.
+        let listed: Vec<(String, Probe<Vec<String>>, bool)> = names
             .into_iter()
             .map(|parent| {
-                let base = format!("sys/class/mdev_bus/{parent}/mdev_supported_types");
-                let ids = root.read_dir(&base);
-                if let Probe::Ok(ids) = &ids {
-                    if !attributes(&parent, ids) {
-                        let types = ids.iter().map(|id| MdevType::listed(id)).collect();
-                        return MdevParent {
-                            name: parent,
-                            types: Probe::Ok(types),
-                            attributes: false,
-                        };
-                    }
-                }
-                let all = root.dir(&base);
+                let ids = root.read_dir(&format!("sys/class/mdev_bus/{parent}/mdev_supported_types"));
+                let full = match &ids {
+                    Probe::Ok(ids) => attributes(&parent, ids),
+                    _ => true,
+                };
+                (parent, ids, full)
+            })
+            .collect();
+        let dirs: Vec<Option<super::root::HostDir<'_>>> = listed
+            .iter()
+            .map(|(parent, ids, full)| {
+                (*full && ids.is_ok())
+                    .then(|| root.dir(&format!("sys/class/mdev_bus/{parent}/mdev_supported_types")))
+            })
+            .collect();
+        let jobs: Vec<(usize, &str)> = listed
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| dirs.get(*i).is_some_and(Option::is_some))
+            .flat_map(|(i, (_, ids, _))| {
+                ids.ok()
+                    .into_iter()
+                    .flatten()
+                    .map(move |id| (i, id.as_str()))
+            })
+            .collect();
+        let mut read = par_map(
+            jobs.len(),
+            || (),
+            |(), k| {
+                let (i, id) = jobs[k];
+                dirs[i].as_ref().map(|all| read_mdev_type(all, id))
+            },
+        )
+        .into_iter()
+        .flatten();
+        listed
+            .into_iter()
+            .map(|(parent, ids, full)| {
                 let types = ids.map(|ids| {
-                    ids.into_iter()
-                        .map(|id| {
-                            let dir = all.subdir(&id);
-                            let description = dir.read("description").into_ok();
-                            MdevType {
-                                name: dir.read_attr("name").into_ok(),
-                                gvt: description.as_deref().and_then(parse::mdev_desc::parse),
-                                description,
-                                available_instances: dir.read_attr("available_instances").and_then(
-                                    |v| match v.parse() {
-                                        Ok(n) => Probe::Ok(n),
-                                        Err(_) => Probe::Invalid(format!(
-                                            "available_instances is {v:?}, not a number"
-                                        )),
-                                    },
-                                ),
-                                device_api: dir.read_attr("device_api").into_ok(),
-                                devices: dir.read_dir("devices").into_ok().unwrap_or_default(),
-                                id,
-                            }
-                        })
-                        .collect()
+                    if full {
+                        ids.iter().filter_map(|_| read.next()).collect()
+                    } else {
+                        ids.iter().map(|id| MdevType::listed(id)).collect()
+                    }
                 });
                 MdevParent {
                     name: parent,
                     types,
-                    attributes: true,
+                    attributes: full,
                 }
             })
             .collect()
     })
 }
 
+/// One mdev type's attributes, from its parent's `mdev_supported_types`.
+fn read_mdev_type(all: &super::root::HostDir<'_>, id: &str) -> MdevType {
+    let dir = all.subdir(id);
+    let description = dir.read("description").into_ok();
+    MdevType {
+        name: dir.read_attr("name").into_ok(),
+        gvt: description.as_deref().and_then(parse::mdev_desc::parse),
+        description,
+        available_instances: dir
+            .read_attr("available_instances")
+            .and_then(|v| match v.parse() {
+                Ok(n) => Probe::Ok(n),
+                Err(_) => Probe::Invalid(format!("available_instances is {v:?}, not a number")),
+            }),
+        device_api: dir.read_attr("device_api").into_ok(),
+        devices: dir.read_dir("devices").into_ok().unwrap_or_default(),
+        id: id.to_string(),
+    }
+}
+
+/// Items at or above which [`par_map`] uses a second thread: below, starting it costs more
+/// than it saves (a host has one GVT-g parent with a handful of types).
+const PAR_MIN: usize = 64;
+
+/// `f(state, k)` for every `k < n`, in order of `k`. From [`PAR_MIN`] items on, a second thread
+/// shares the work, each thread taking chunks of 32 from a shared counter with its own
+/// `init()` state.
+fn par_map<S, R: Send>(
+    n: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize) -> R + Sync,
+) -> Vec<R> {
+    if n < PAR_MIN {
+        let mut s = init();
+        return (0..n).map(|k| f(&mut s, k)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut s = init();
+        let mut out = Vec::new();
+        loop {
+            let start = next.fetch_add(32, std::sync::atomic::Ordering::Relaxed);
+            if start >= n {
+                break;
+            }
+            for k in start..(start + 32).min(n) {
+                out.push((k, f(&mut s, k)));
+            }
+        }
+        out
+    };
+    let (mut a, b) = std::thread::scope(|t| {
+        let other = t.spawn(work);
+        let mine = work();
+        (
+            mine,
+            other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        )
+    });
+    a.extend(b);
+    a.sort_unstable_by_key(|(k, _)| *k);
+    a.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Reads every existing mdev under `/sys/bus/mdev/devices`.
 pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
     root.read_dir("sys/bus/mdev/devices").map(|names| {
-        let mut reader = MdevReader::new(root);
-        names.into_iter().map(|uuid| reader.read(uuid)).collect()
+        let work = MdevWork::new(root, names);
+        par_map(
+            work.names.len(),
+            || MdevReader::new(root),
+            |reader, k| work.read(reader, k),
+        )
     })
 }
 
@@ -1240,14 +1321,18 @@ impl<'a> MdevWork<'a> {
             let Some(chunk) = self.names.get(start..) else {
                 break;
             };
-            for (i, uuid) in chunk.iter().take(Self::CHUNK).enumerate() {
-                let d = self
-                    .read_under_parent(uuid)
-                    .unwrap_or_else(|| reader.read(uuid.clone()));
-                out.push((start + i, d));
+            for k in start..start + chunk.len().min(Self::CHUNK) {
+                out.push((k, self.read(&mut reader, k)));
             }
         }
         out
+    }
+
+    /// The `k`th mdev.
+    fn read(&self, reader: &mut MdevReader<'_>, k: usize) -> MdevDevice {
+        let uuid = self.names.get(k).map_or("", String::as_str);
+        self.read_under_parent(uuid)
+            .unwrap_or_else(|| reader.read(uuid.to_string()))
     }
 
     /// `uuid` read through the parent directory that holds it; `None` when it is not under
