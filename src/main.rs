@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use gvtg::cli::Command;
 use gvtg::cmd::vgpu::VgpuCommand;
 
@@ -27,7 +26,7 @@ fn only_prints(cmd: &Command) -> bool {
 }
 
 fn main() -> ExitCode {
-    let cli = gvtg::cli::Cli::parse();
+    let cli = gvtg::cli::Cli::parse_args();
     let stdout = std::io::stdout();
     let result = if only_prints(&cli.command) {
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
