@@ -69,7 +69,11 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Modinfo(a) => modinfo::run(a, &make_ctx()?, out),
         Command::Completions(a) => {
             let mut cmd = Cli::full_definition();
-            clap_complete::generate(a.shell, &mut cmd, "gvtg", out);
+            // clap_complete panics when its writer fails (`gvtg completions bash | head`):
+            // generate in memory, then write (a closed pipe is then an ordinary error).
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "gvtg", &mut script);
+            out.write_all(&script)?;
             Ok(0)
         }
         Command::Man => {
