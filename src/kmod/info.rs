@@ -252,7 +252,9 @@ impl ModInfo {
     /// and no field, ordinary records are printed as `key=value` while `name:`, `filename:`
     /// and `parm:` keep their padded labels, as kmod does.
     pub fn render_kmod(&self, field: Option<&str>, sep: char) -> String {
-        let mut out = String::new();
+        // Each record is at most its key, its value and 17 bytes of label and padding.
+        let size: usize = self.fields.iter().map(|(k, v)| k.len() + v.len() + 17).sum();
+        let mut out = String::with_capacity(size + self.filename.len() + 64);
         let builtin = self.filename == BUILTIN_FILENAME;
         let line = |out: &mut String, parts: &[&str]| {
             for p in parts {
