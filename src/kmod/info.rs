@@ -252,8 +252,13 @@ impl ModInfo {
     /// and no field, ordinary records are printed as `key=value` while `name:`, `filename:`
     /// and `parm:` keep their padded labels, as kmod does.
     pub fn render_kmod(&self, field: Option<&str>, sep: char) -> String {
-        // Each record is at most its key, its value and 17 bytes of label and padding.
-        let size: usize = self.fields.iter().map(|(k, v)| k.len() + v.len() + 17).sum();
+        // Room for every record: its key, its value and (for keys of up to 31 bytes) its label
+        // and padding; only a first allocation, the string grows if needed.
+        let size: usize = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 17)
+            .sum();
         let mut out = String::with_capacity(size + self.filename.len() + 64);
         let builtin = self.filename == BUILTIN_FILENAME;
         let line = |out: &mut String, parts: &[&str]| {
