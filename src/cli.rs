@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Diagnose, fix and operate Intel GVT-g virtual GPUs on Linux hosts.
 #[derive(Debug, Parser)]
@@ -23,6 +23,80 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command-line definition used to parse (and so for `--help` and usage errors):
+    /// [`CommandFactory::command`] with each subcommand's arguments defined only when that
+    /// subcommand is parsed or rendered (`#[command(defer = true)]` on [`Command`]), keeping
+    /// the subcommand's description from its variant's doc comment (a deferred definition
+    /// would otherwise take its argument struct's).
+    pub fn definition() -> clap::Command {
+        Self::definition_with(true)
+    }
+
+    /// [`Cli::definition`] with every subcommand defined at once, for completions and the man
+    /// page (clap builds the `help` subcommand's tree from the subcommands it sees).
+    pub fn full_definition() -> clap::Command {
+        Self::definition_with(false)
+    }
+
+    fn definition_with(defer: bool) -> clap::Command {
+        fn defined(sub: clap::Command) -> clap::Command {
+            sub
+        }
+        type Define = fn(clap::Command) -> clap::Command;
+        fn keep_about<T: Args>(sub: clap::Command) -> clap::Command {
+            let (about, long) = (sub.get_about().cloned(), sub.get_long_about().cloned());
+            let sub = T::augment_args(sub);
+            let sub = match about {
+                Some(about) => sub.about(about),
+                None => sub.about(None::<&str>),
+            };
+            match long {
+                Some(long) => sub.long_about(long),
+                None => sub.long_about(None::<&str>),
+            }
+        }
+        Self::command().mut_subcommands(|sub| {
+            let define: Option<Define> = match sub.get_name() {
+                "doctor" => Some(keep_about::<DoctorArgs>),
+                "fix" => Some(keep_about::<crate::cmd::fix::FixArgs>),
+                "vgpu" => Some(keep_about::<crate::cmd::vgpu::VgpuArgs>),
+                "preflight" => Some(keep_about::<crate::cmd::preflight::PreflightArgs>),
+                "passthrough" => Some(keep_about::<crate::cmd::passthrough::PassthroughArgs>),
+                "explain" => Some(keep_about::<ExplainArgs>),
+                "modinfo" => Some(keep_about::<ModinfoArgs>),
+                "report" => Some(keep_about::<crate::cmd::report::ReportArgs>),
+                "completions" => Some(keep_about::<CompletionsArgs>),
+                _ => None,
+            };
+            match define {
+                Some(define) if defer => sub.defer(define),
+                // Replaces the derive's own deferred definition, which would add the arguments
+                // a second time.
+                Some(define) => define(sub).defer(defined),
+                None => sub,
+            }
+        })
+    }
+
+    /// Parses the process's arguments with [`Cli::definition`]; on a usage error, `--help` or
+    /// `--version` prints clap's message and exits, as [`Parser::parse`] does.
+    pub fn parse_args() -> Cli {
+        let mut cmd = Self::definition();
+        let cli = match cmd.try_get_matches_from_mut(std::env::args_os()) {
+            Ok(mut matches) => match Self::from_arg_matches_mut(&mut matches) {
+                Ok(cli) => cli,
+                Err(e) => e.format(&mut cmd).exit(),
+            },
+            Err(e) => e.exit(),
+        };
+        // The definitions are not needed any more, and the process is short-lived: freeing
+        // their thousands of allocations one by one cost more than building them.
+        std::mem::forget(cmd);
+        cli
+    }
+}
+
 /// Colour choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -34,8 +108,11 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Subcommands.
+/// Subcommands. `defer`: a subcommand's arguments are defined only when it is the one being
+/// parsed (or when help, completions or the man page need them all), so each run builds one
+/// subcommand's definitions instead of every one.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Run the ordered GVT-g checks on this host (or a captured tree) and say what to fix.
     Doctor(DoctorArgs),
@@ -114,14 +191,57 @@ pub struct ExplainArgs {
 /// `gvtg modinfo`.
 #[derive(Debug, Args)]
 pub struct ModinfoArgs {
-    /// Module name (i915, kvmgt…) or path to a .ko[.xz|.zst|.gz] file.
-    pub module: String,
+    /// Module names (i915, kvmgt…) or paths to .ko[.xz|.zst|.gz] files; each is printed in
+    /// turn, like kmod's `modinfo NAME…`.
+    #[arg(required = true, value_name = "MODULE")]
+    pub modules: Vec<String>,
     /// Kernel release to look in (default: the running one, from proc/sys/kernel/osrelease).
     #[arg(short = 'k', long, value_name = "RELEASE")]
     pub release: Option<String>,
+    /// Print only the values of FIELD, one per line, as kmod's `modinfo -F` does (`filename`,
+    /// `name`, `parm` and the signature fields included).
+    #[arg(short = 'F', long, value_name = "FIELD", conflicts_with = "json")]
+    pub field: Option<String>,
+    /// Shorthand for --field author.
+    #[arg(short = 'a', long, conflicts_with_all = ["field", "description", "license", "parameters", "filename", "json"])]
+    pub author: bool,
+    /// Shorthand for --field description.
+    #[arg(short = 'd', long, conflicts_with_all = ["field", "license", "parameters", "filename", "json"])]
+    pub description: bool,
+    /// Shorthand for --field license.
+    #[arg(short = 'l', long, conflicts_with_all = ["field", "parameters", "filename", "json"])]
+    pub license: bool,
+    /// Shorthand for --field parm.
+    #[arg(short = 'p', long, conflicts_with_all = ["field", "filename", "json"])]
+    pub parameters: bool,
+    /// Shorthand for --field filename.
+    #[arg(short = 'n', long, conflicts_with_all = ["field", "json"])]
+    pub filename: bool,
+    /// Take each argument as a module name, never as a path or an alias (kmod's `modinfo -m`).
+    #[arg(short = 'm', long)]
+    pub modname: bool,
+    /// End each record with NUL instead of a newline (kmod's `modinfo -0`).
+    #[arg(short = '0', long, conflicts_with = "json")]
+    pub null: bool,
     /// Print JSON instead of kmod-style text.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ModinfoArgs {
+    /// The one field to print, from --field or its shorthands.
+    pub fn selected_field(&self) -> Option<&str> {
+        let short = [
+            (self.author, "author"),
+            (self.description, "description"),
+            (self.license, "license"),
+            (self.parameters, "parm"),
+            (self.filename, "filename"),
+        ];
+        self.field
+            .as_deref()
+            .or_else(|| short.iter().find(|(on, _)| *on).map(|(_, f)| *f))
+    }
 }
 
 /// `gvtg completions`.
@@ -135,10 +255,49 @@ pub struct CompletionsArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+        Cli::definition().debug_assert();
+        Cli::full_definition().debug_assert();
+    }
+
+    /// Deferred subcommands keep their own description and get their arguments.
+    #[test]
+    fn deferred_subcommands_keep_their_about() {
+        let eager: Vec<(String, Option<String>)> = Cli::definition()
+            .get_subcommands()
+            .map(|s| {
+                (
+                    s.get_name().to_string(),
+                    s.get_about().map(|a| a.to_string()),
+                )
+            })
+            .collect();
+        let mut built = Cli::definition();
+        built.build();
+        assert_eq!(eager.len(), 10);
+        for (name, about) in &eager {
+            let sub = built.find_subcommand(name).expect("subcommand");
+            assert!(about.is_some(), "{name} has a description");
+            assert_eq!(sub.get_about().map(|a| a.to_string()), *about, "{name}");
+        }
+        let vgpu = built.find_subcommand("vgpu").expect("vgpu");
+        assert!(vgpu.find_subcommand("types").is_some());
+        let modinfo = built.find_subcommand("modinfo").expect("modinfo");
+        assert!(modinfo.get_arguments().any(|a| a.get_id() == "field"));
+        // Completions and the man page see every subcommand, `help vgpu types` included.
+        let mut full = Cli::full_definition();
+        full.build();
+        let help = full.find_subcommand("help").expect("help");
+        assert!(help
+            .find_subcommand("vgpu")
+            .and_then(|v| v.find_subcommand("types"))
+            .is_some());
+        for (name, about) in &eager {
+            let sub = full.find_subcommand(name).expect("subcommand");
+            assert_eq!(sub.get_about().map(|a| a.to_string()), *about, "{name}");
+        }
     }
 }

@@ -1173,3 +1173,166 @@ fn dep_bin_absent_or_hostile_is_none() {
         None
     );
 }
+
+/// `gvtg modinfo -k REL ARGS…` as a process: (stdout bytes, stderr, exit code).
+fn run_gvtg_modinfo(args: &[&str]) -> (Vec<u8>, String, Option<i32>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gvtg"))
+        .arg("modinfo")
+        .args(args)
+        .output()
+        .expect("run gvtg");
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
+}
+
+/// The same arguments to kmod's `modinfo` and to `gvtg modinfo`, both in one process: stdout
+/// must be byte-identical and the exit codes equal. Returns a problem description, if any.
+/// `may_be_empty`: kmod printing nothing is expected (e.g. signature fields of built-ins).
+fn same_as_kmod(label: &str, args: &[&str], may_be_empty: bool) -> Option<String> {
+    let kmod = Command::new(kmod_modinfo())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run modinfo ({INSTALL_HINT}): {e}"));
+    let (ours, stderr, code) = run_gvtg_modinfo(args);
+    if kmod.status.code() != code {
+        return Some(format!(
+            "[{label}] exit code: kmod {:?}, gvtg {code:?} (gvtg stderr: {stderr})",
+            kmod.status.code()
+        ));
+    }
+    if kmod.stdout.is_empty() && code == Some(0) && !may_be_empty {
+        return Some(format!("[{label}] kmod printed nothing"));
+    }
+    if kmod.stdout != ours {
+        let at = kmod
+            .stdout
+            .iter()
+            .zip(&ours)
+            .position(|(a, b)| a != b)
+            .unwrap_or(kmod.stdout.len().min(ours.len()));
+        let around = |b: &[u8]| {
+            String::from_utf8_lossy(
+                b.get(at.saturating_sub(60)..(at + 60).min(b.len()))
+                    .unwrap_or_default(),
+            )
+            .into_owned()
+        };
+        return Some(format!(
+            "[{label}] stdout differs at byte {at} ({} vs {} bytes):\n  kmod: {:?}\n  ours: {:?}",
+            kmod.stdout.len(),
+            ours.len(),
+            around(&kmod.stdout),
+            around(&ours)
+        ));
+    }
+    None
+}
+
+/// `-F FIELD` (and kmod's shorthands), `-0` and several modules in one process, for every
+/// module file and built-in module of the kernel: the whole output must be kmod's, byte for
+/// byte (`filename`, `name`, `parm` and the signature fields are special cases in kmod).
+#[test]
+fn fields_null_and_many_modules_match_kmod() {
+    let rel = release();
+    let index = ModuleIndex::load(Path::new("/"), &rel).expect("load index");
+    let files: Vec<&str> = index
+        .names()
+        .filter(|n| matches!(index.locate_module(n), Some(Located::File { .. })))
+        .collect();
+    let builtins: Vec<&str> = index.names().filter(|n| index.is_builtin(n)).collect();
+    assert!(files.len() > 1000 && !builtins.is_empty());
+    let modes: &[&[&str]] = &[
+        &[],
+        &["-0"],
+        &["-F", "filename"],
+        &["-F", "name"],
+        &["-F", "parm"],
+        &["-F", "parmtype"],
+        &["-F", "alias"],
+        &["-F", "depends"],
+        &["-F", "signer"],
+        &["-F", "sig_key"],
+        &["-F", "signature"],
+        &["--field", "vermagic", "--null"],
+        &["-F", "parm", "-0"],
+        &["-F", "no_such_field"],
+        &["-a"],
+        &["-d"],
+        &["-l"],
+        &["-p"],
+        &["-n"],
+    ];
+    let mut problems = Vec::new();
+    // Built-in names are also aliases of loadable modules (crc32), which kmod resolves first
+    // and gvtg deliberately does not (see `gvtg::kmod::depmod`): name them with -m.
+    for (what, names, by_name) in [
+        ("module files", &files, false),
+        ("built-ins", &builtins, true),
+    ] {
+        for mode in modes {
+            let mut args = vec!["-k", rel.as_str()];
+            if by_name {
+                args.push("-m");
+            }
+            args.extend_from_slice(mode);
+            args.extend(names.iter().copied());
+            // kmod prints nothing for a field no module has, and exits 0; so must we.
+            let label = format!("{what}, {}", mode.join(" "));
+            if mode.contains(&"no_such_field") {
+                let (out, _, code) = run_gvtg_modinfo(&args);
+                if !out.is_empty() || code != Some(0) {
+                    problems.push(format!(
+                        "[{label}] printed {} bytes, exit {code:?}",
+                        out.len()
+                    ));
+                }
+                continue;
+            }
+            problems.extend(same_as_kmod(&label, &args, by_name));
+        }
+    }
+    fail_on(problems);
+}
+
+/// Paths, a name kmod cannot find among found ones (exit 1, the others still printed), and a
+/// path that does not exist: the same stdout and exit code as kmod's.
+#[test]
+fn paths_and_missing_modules_match_kmod() {
+    let rel = release();
+    let index = ModuleIndex::load(Path::new("/"), &rel).expect("load index");
+    let path_of = |n: &str| match index.locate_module(n) {
+        Some(Located::File { path, .. }) => path.to_string_lossy().into_owned(),
+        other => panic!("{n}: {other:?}"),
+    };
+    let (i915, kvmgt) = (path_of("i915"), path_of("kvmgt"));
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("two paths", vec![i915.as_str(), kvmgt.as_str()]),
+        ("path -F filename", vec!["-F", "filename", i915.as_str()]),
+        ("name and path -0", vec!["-0", "kvm", kvmgt.as_str()]),
+        (
+            "missing in the middle",
+            vec!["kvm", "no_such_module_x", "kvmgt"],
+        ),
+        ("only missing", vec!["no_such_module_x"]),
+        (
+            "missing -F",
+            vec!["-F", "license", "no_such_module_x", "i915"],
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (label, names) in cases {
+        let mut args = vec!["-k", rel.as_str()];
+        args.extend(names);
+        if let Some(p) = same_as_kmod(label, &args, false) {
+            problems.push(p);
+        }
+    }
+    // A missing module is named on stderr.
+    let (_, stderr, code) = run_gvtg_modinfo(&["-k", &rel, "kvm", "no_such_module_x"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no_such_module_x"), "{stderr}");
+    fail_on(problems);
+}

@@ -68,14 +68,16 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Explain(a) => explain::run(a, out),
         Command::Modinfo(a) => modinfo::run(a, &make_ctx()?, out),
         Command::Completions(a) => {
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            clap_complete::generate(a.shell, &mut cmd, "gvtg", out);
+            let mut cmd = Cli::full_definition();
+            // clap_complete panics when its writer fails (`gvtg completions bash | head`):
+            // generate in memory, then write (a closed pipe is then an ordinary error).
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "gvtg", &mut script);
+            out.write_all(&script)?;
             Ok(0)
         }
         Command::Man => {
-            use clap::CommandFactory;
-            clap_mangen::Man::new(Cli::command()).render(out)?;
+            clap_mangen::Man::new(Cli::full_definition()).render(out)?;
             Ok(0)
         }
     }

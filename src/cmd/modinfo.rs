@@ -1,5 +1,9 @@
-//! `gvtg modinfo`: a module's `.modinfo`, found the way modprobe finds it, printed like kmod's
-//! modinfo (or as JSON).
+//! `gvtg modinfo`: modules' `.modinfo`, found the way modprobe finds them, printed like kmod's
+//! modinfo (all fields, one field with `-F`, NUL-separated with `-0`) or as JSON.
+//!
+//! Several modules are printed in turn; one that cannot be found or read is reported on stderr
+//! and the others are still printed. Exit code as kmod's: 0 when every module was printed, 1
+//! when one was not.
 
 use std::io::Write;
 
@@ -8,7 +12,7 @@ use crate::cli::ModinfoArgs;
 use crate::host::Probe;
 use crate::kmod;
 
-/// Prints the module's fields.
+/// Prints each module's fields.
 pub fn run(args: &ModinfoArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<u8> {
     let release = match &args.release {
         Some(r) => r.clone(),
@@ -20,20 +24,42 @@ pub fn run(args: &ModinfoArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
             ),
         },
     };
-    let info = kmod::modinfo(ctx.root.base(), &release, &args.module)?;
-    if let Some(e) = &info.signature_error {
-        // kmod prints no signature lines either; say why they are missing.
-        eprintln!(
-            "gvtg: note: {}: has an appended signature that cannot be decoded ({e}); \
-             no signature lines printed",
-            info.filename
-        );
+    let field = args.selected_field();
+    let sep = if args.null { '\0' } else { '\n' };
+    let mut code = 0;
+    for module in &args.modules {
+        let found = if args.modname {
+            kmod::modinfo_by_name(ctx.root.base(), &release, module)
+        } else {
+            kmod::modinfo(ctx.root.base(), &release, module)
+        };
+        let info = match found {
+            Ok(info) => info,
+            Err(e) => {
+                // Written before the next module's output, so the order on a terminal matches.
+                out.flush()?;
+                eprintln!(
+                    "gvtg: error: {}",
+                    crate::render::printable(&format!("{e:#}"))
+                );
+                code = 1;
+                continue;
+            }
+        };
+        if let Some(e) = &info.signature_error {
+            // kmod prints no signature lines either; say why they are missing.
+            eprintln!(
+                "gvtg: note: {}: has an appended signature that cannot be decoded ({e}); \
+                 no signature lines printed",
+                info.filename
+            );
+        }
+        if args.json {
+            serde_json::to_writer_pretty(&mut *out, &info)?;
+            writeln!(out)?;
+        } else {
+            out.write_all(info.render_kmod(field, sep).as_bytes())?;
+        }
     }
-    if args.json {
-        serde_json::to_writer_pretty(&mut *out, &info)?;
-        writeln!(out)?;
-    } else {
-        out.write_all(info.render_kmod_style().as_bytes())?;
-    }
-    Ok(0)
+    Ok(code)
 }

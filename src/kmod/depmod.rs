@@ -452,7 +452,20 @@ impl ModuleIndex {
 
     /// Locates `name` (module or alias) and reads its modinfo.
     pub fn modinfo(&self, name: &str) -> Result<ModInfo> {
-        let Some((module, located)) = self.find(name) else {
+        let found = self.find(name);
+        self.info_of(name, found)
+    }
+
+    /// Reads the modinfo of the module *named* `name` (modules.dep, then modules.builtin),
+    /// never resolving it as an alias: kmod's `modinfo -m`.
+    pub fn modinfo_by_name(&self, name: &str) -> Result<ModInfo> {
+        let norm = normalize_name(name);
+        let found = self.locate_module(&norm).map(|l| (norm, l));
+        self.info_of(name, found)
+    }
+
+    fn info_of(&self, name: &str, found: Option<(String, Located)>) -> Result<ModInfo> {
+        let Some((module, located)) = found else {
             let not_found = anyhow::Error::new(KmodError::NotFound {
                 name: name.to_string(),
                 dir: self.dir.clone(),

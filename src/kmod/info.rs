@@ -121,6 +121,19 @@ pub fn modinfo(root: &Path, release: &str, name_or_path: &str) -> Result<ModInfo
     ModuleIndex::load(root, release)?.modinfo(name_or_path)
 }
 
+/// kmod's `modinfo -m NAME`: the module *named* `name` (modules.dep, then modules.builtin),
+/// never a path or an alias.
+pub fn modinfo_by_name(root: &Path, release: &str, name: &str) -> Result<ModInfo> {
+    if let Some(super::depmod::Located::File { path, .. }) =
+        super::depmod::lookup_dep_bin(root, release, name)
+    {
+        let mut mi = modinfo_file(&path)?;
+        mi.name = super::depmod::normalize_name(name);
+        return Ok(mi);
+    }
+    ModuleIndex::load(root, release)?.modinfo_by_name(name)
+}
+
 /// Reads one module file (plain or compressed); the name is derived from the
 /// file name like kmod's `path_to_modname()`.
 pub fn modinfo_file(path: &Path) -> Result<ModInfo> {
@@ -224,28 +237,97 @@ impl ModInfo {
     /// [`Signature::fields`]) come after the other fields and before the
     /// parameters, since kmod appends them to the field list.
     pub fn render_kmod_style(&self) -> String {
-        let mut out = String::new();
-        if self.filename == BUILTIN_FILENAME {
-            push_key(&mut out, "name");
-            out.push_str(&self.name);
-            out.push('\n');
+        self.render_kmod(None, '\n')
+    }
+
+    /// kmod's `modinfo [-F FIELD] [-0]` output for this module: `field` selects one field
+    /// (`-F`), `sep` ends every record (`'\n'`, or `'\0'` for `-0`).
+    ///
+    /// With a field (tools/modinfo.c `modinfo_do()`): `filename` prints the file name (or
+    /// `(builtin)`) and nothing else; `name` of a built-in module prints its name, then any
+    /// `name` records; `parm` prints the merged parameters without the `parm:` label
+    /// (`modinfo_params_do()`: `NAME:DESC (TYPE)`, `NAME:DESC`, or `NAME: (TYPE)` when there is
+    /// no description); any other field prints the value of every record with that key, the
+    /// signature fields included, in the order of [`ModInfo::render_kmod_style`]. With `'\0'`
+    /// and no field, ordinary records are printed as `key=value` while `name:`, `filename:`
+    /// and `parm:` keep their padded labels, as kmod does.
+    pub fn render_kmod(&self, field: Option<&str>, sep: char) -> String {
+        // Room for every record: its key, its value and (for keys of up to 31 bytes) its label
+        // and padding; only a first allocation, the string grows if needed.
+        let size: usize = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 17)
+            .sum();
+        let mut out = String::with_capacity(size + self.filename.len() + 64);
+        let builtin = self.filename == BUILTIN_FILENAME;
+        let line = |out: &mut String, parts: &[&str]| {
+            for p in parts {
+                out.push_str(p);
+            }
+            out.push(sep);
+        };
+        if let Some(field) = field {
+            if builtin && field == "name" {
+                line(&mut out, &[&self.name]);
+            }
+            if field == "filename" {
+                line(&mut out, &[&self.filename]);
+                return out;
+            }
+            if field == "parm" {
+                for p in self.params().iter().rev() {
+                    match (&p.description, &p.ptype) {
+                        (Some(d), Some(t)) => line(&mut out, &[&p.name, ":", d, " (", t, ")"]),
+                        (Some(d), None) => line(&mut out, &[&p.name, ":", d]),
+                        (None, Some(t)) => line(&mut out, &[&p.name, ": (", t, ")"]),
+                        (None, None) => line(&mut out, &[&p.name, ":"]),
+                    }
+                }
+                return out;
+            }
+            for (_, value) in self.fields.iter().filter(|(k, _)| k == field) {
+                line(&mut out, &[value]);
+            }
+            let sig_field = matches!(
+                field,
+                "sig_id" | "signer" | "sig_key" | "sig_hashalgo" | "signature"
+            );
+            if let Some(sig) = self.signature.as_ref().filter(|_| sig_field) {
+                for (_, value) in sig.fields().into_iter().filter(|(k, _)| *k == field) {
+                    line(&mut out, &[&value]);
+                }
+            }
+            return out;
         }
-        push_key(&mut out, "filename");
-        out.push_str(&self.filename);
-        out.push('\n');
+        let padded = |out: &mut String, key: &str, value: &str| {
+            push_key(out, key);
+            out.push_str(value);
+            out.push(sep);
+        };
+        let record = |out: &mut String, key: &str, value: &str| {
+            if sep == '\0' {
+                out.push_str(key);
+                out.push('=');
+                out.push_str(value);
+                out.push(sep);
+            } else {
+                padded(out, key, value);
+            }
+        };
+        if builtin {
+            padded(&mut out, "name", &self.name);
+        }
+        padded(&mut out, "filename", &self.filename);
         for (key, value) in &self.fields {
             if key == "parm" || key == "parmtype" {
                 continue;
             }
-            push_key(&mut out, key);
-            out.push_str(value);
-            out.push('\n');
+            record(&mut out, key, value);
         }
         if let Some(sig) = &self.signature {
             for (key, value) in sig.fields() {
-                push_key(&mut out, key);
-                out.push_str(&value);
-                out.push('\n');
+                record(&mut out, key, &value);
             }
         }
         for p in self.params().iter().rev() {
@@ -263,7 +345,7 @@ impl ModInfo {
                 (None, Some(t)) => out.push_str(t),
                 (None, None) => {}
             }
-            out.push('\n');
+            out.push(sep);
         }
         out
     }

@@ -35,6 +35,6 @@ pub mod signature;
 
 pub use depmod::{Located, ModuleIndex};
 pub use error::KmodError;
-pub use info::{modinfo, modinfo_file, ModInfo, Param, BUILTIN_FILENAME};
+pub use info::{modinfo, modinfo_by_name, modinfo_file, ModInfo, Param, BUILTIN_FILENAME};
 pub use modinfo::{compression_of, decompress, modinfo_fields, signature_info, signature_present};
 pub use signature::Signature;

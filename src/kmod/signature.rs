@@ -130,18 +130,24 @@ impl Signature {
 }
 
 /// `AB:CD:…`, wrapped after every `per_line` bytes with `:\n\t\t`.
+///
+/// Written digit by digit: a signed Debian module's 512-byte signature went through `format!`
+/// once per byte, which was three quarters of `gvtg modinfo`'s work on a list of modules.
 fn hex_bytes(bytes: &[u8], per_line: usize) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3 + bytes.len() / HEX_LINE_BYTES * 2);
-    for (i, b) in bytes.iter().enumerate() {
+    let digit = |n: u8| if n < 10 { b'0' + n } else { b'A' + n - 10 };
+    let breaks = bytes.len().checked_div(per_line).unwrap_or(0);
+    let mut out = Vec::with_capacity(bytes.len() * 3 + breaks * 3);
+    for (i, &b) in bytes.iter().enumerate() {
         if i > 0 {
-            out.push(':');
-            if i % per_line == 0 {
-                out.push_str("\n\t\t");
+            out.push(b':');
+            if i.checked_rem(per_line) == Some(0) {
+                out.extend_from_slice(b"\n\t\t");
             }
         }
-        out.push_str(&format!("{b:02X}"));
+        out.extend_from_slice(&[digit(b >> 4), digit(b & 0x0f)]);
     }
-    out
+    // Only ASCII was written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Decodes the signature given the struct and the `region_len()` bytes before it.

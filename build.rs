@@ -1,0 +1,65 @@
+//! Link settings that make `gvtg` start faster; no code is generated.
+//!
+//! Every `gvtg` command is one short process, so the dynamic loader's work is a large share of
+//! it (most of all in a QEMU TCG guest, where each instruction and page fault is emulated). On
+//! Linux with glibc the `gvtg` binary (only the binary: tests and examples keep the defaults) is
+//! linked:
+//! - as a position-dependent executable (`-no-pie`): the ~9,700 `R_X86_64_RELATIVE`
+//!   relocations a PIE needs are resolved by the linker instead of by ld.so at every start;
+//! - with the unwinder from libgcc_eh.a instead of libgcc_s.so.1 (what `-static-libgcc` does
+//!   for C): one shared library fewer to map, relocate and version-check. rustc always asks
+//!   for `-lgcc_s`, so the search directory added here holds a `libgcc_s.a` that is a
+//!   symbolic link to the toolchain's `libgcc_eh.a` (a linker finds `-l` archives in the
+//!   directories named by `-L` before its own). When the C compiler cannot name
+//!   `libgcc_eh.a`, the shared libgcc_s is kept.
+//!
+//! glibc itself stays shared (a static glibc would change how the process resolves names and
+//! loads NSS modules). `GVTG_LINK_DEFAULTS=1` in the build environment turns both off.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=GVTG_LINK_DEFAULTS");
+    println!("cargo:rerun-if-env-changed=CC");
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    if var("CARGO_CFG_TARGET_OS") != "linux"
+        || var("CARGO_CFG_TARGET_ENV") != "gnu"
+        || var("GVTG_LINK_DEFAULTS") == "1"
+    {
+        return;
+    }
+    // Only when glibc is linked dynamically (a `+crt-static` build is already static).
+    if var("CARGO_CFG_TARGET_FEATURE")
+        .split(',')
+        .any(|f| f == "crt-static")
+    {
+        return;
+    }
+    println!("cargo:rustc-link-arg-bins=-no-pie");
+    if let Some(dir) = static_libgcc_dir() {
+        println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
+    }
+}
+
+/// `OUT_DIR/static-libgcc` holding `libgcc_s.a` -> the C compiler's `libgcc_eh.a`.
+fn static_libgcc_dir() -> Option<PathBuf> {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let out = Command::new(&cc)
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()?;
+    let eh = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    // gcc prints the bare name back when it has no such file.
+    if !out.status.success() || !eh.is_absolute() || !eh.is_file() {
+        println!("cargo:warning=libgcc_eh.a not found ({cc}); gvtg links libgcc_s.so.1");
+        return None;
+    }
+    let dir = Path::new(&std::env::var_os("OUT_DIR")?).join("static-libgcc");
+    std::fs::create_dir_all(&dir).ok()?;
+    let link = dir.join("libgcc_s.a");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&eh, &link).ok()?;
+    Some(dir)
+}
