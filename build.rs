@@ -1,20 +1,20 @@
 //! Link settings that make `gvtg` start faster; no code is generated.
 //!
-//! Every `gvtg` command is one short process, so the dynamic loader's work is a large share of
-//! it (most of all in a QEMU TCG guest, where each instruction and page fault is emulated). On
+//! Every `gvtg` command is one short process, so the dynamic loader's work is a share of it
+//! (a large one in a QEMU TCG guest, where each instruction and page fault is emulated). On
 //! Linux with glibc the `gvtg` binary (only the binary: tests and examples keep the defaults) is
-//! linked:
-//! - as a position-dependent executable (`-no-pie`): the ~9,700 `R_X86_64_RELATIVE`
-//!   relocations a PIE needs are resolved by the linker instead of by ld.so at every start;
-//! - with the unwinder from libgcc_eh.a instead of libgcc_s.so.1 (what `-static-libgcc` does
-//!   for C): one shared library fewer to map, relocate and version-check. rustc always asks
-//!   for `-lgcc_s`, so the search directory added here holds a `libgcc_s.a` that is a
-//!   symbolic link to the toolchain's `libgcc_eh.a` (a linker finds `-l` archives in the
-//!   directories named by `-L` before its own). When the C compiler cannot name
-//!   `libgcc_eh.a`, the shared libgcc_s is kept.
+//! linked with the unwinder from libgcc_eh.a instead of libgcc_s.so.1 (what `-static-libgcc`
+//! does for C): one shared library fewer to map, relocate and version-check. rustc always asks
+//! for `-lgcc_s`, so the search directory added here holds a `libgcc_s.a` that is a symbolic
+//! link to the toolchain's `libgcc_eh.a` (a linker finds `-l` archives in the directories named
+//! by `-L` before its own). When the C compiler cannot name `libgcc_eh.a`, the shared libgcc_s
+//! is kept.
 //!
-//! glibc itself stays shared (a static glibc would change how the process resolves names and
-//! loads NSS modules). `GVTG_LINK_DEFAULTS=1` in the build environment turns both off.
+//! The binary stays a position-independent executable: gvtg runs as root on input from other
+//! machines (captured trees, reports), and address-space randomisation of its own code is
+//! worth the ~10,000 relocations ld.so applies at start (about 0.05 ms). glibc stays shared (a
+//! static glibc would change how the process resolves names and loads NSS modules).
+//! `GVTG_LINK_DEFAULTS=1` in the build environment turns this off.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,7 +37,6 @@ fn main() {
     {
         return;
     }
-    println!("cargo:rustc-link-arg-bins=-no-pie");
     if let Some(dir) = static_libgcc_dir() {
         println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
     }

@@ -673,6 +673,25 @@ fn read_to_end_bounded(
     complete_at: Option<Option<u64>>,
 ) -> std::io::Result<Vec<u8>> {
     const PAGE: usize = 4096;
+    // A sysfs attribute: its text comes whole in the first read, almost always short. Read it
+    // onto the stack and allocate only what it holds (a zeroed page per attribute was a
+    // visible share of a short command).
+    if complete_at == Some(None) {
+        let mut first = [0u8; PAGE + 1];
+        let n = loop {
+            match file.read(&mut first) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        if n < PAGE {
+            return Ok(first.get(..n).unwrap_or_default().to_vec());
+        }
+        let mut rest = first.get(..n).unwrap_or_default().to_vec();
+        rest.extend(read_to_end_bounded(file, None)?);
+        return Ok(rest);
+    }
     let cap = match complete_at {
         Some(Some(n)) if n < MAX_READ => n as usize + 1,
         _ => PAGE + 1,
