@@ -139,48 +139,16 @@ impl Pattern {
     }
 }
 
-/// One automaton over every pattern's literals, so each record is scanned once instead of once
-/// per pattern (a live log has thousands of records; the table has dozens of patterns).
-/// Returns the automaton and, per literal, the index of its pattern.
-fn literal_matcher(
-    pats: &'static [Pattern],
-) -> Option<&'static (aho_corasick::AhoCorasick, Vec<usize>)> {
-    static M: OnceLock<Option<(aho_corasick::AhoCorasick, Vec<usize>)>> = OnceLock::new();
-    M.get_or_init(|| {
-        let mut lits = Vec::new();
-        let mut owner = Vec::new();
-        for (i, p) in pats.iter().enumerate() {
-            for l in p.literals() {
-                lits.push(l.as_str());
-                owner.push(i);
-            }
-        }
-        // Only the few records the snapshot kept are matched: an automaton that is quick to
-        // build beats a DFA that is quick to run.
-        aho_corasick::AhoCorasick::builder()
-            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-            .build(&lits)
-            .ok()
-            .map(|ac| (ac, owner))
-    })
-    .as_ref()
-}
-
-/// Indices of the patterns that match `line`, in table order.
+/// Indices of the patterns that match `line`, in table order. The kernel-log filter (one
+/// SIMD search for every term, built once for the snapshot) rules out almost every record; the
+/// rest are tested pattern by pattern.
 fn matching(pats: &'static [Pattern], line: &str) -> Vec<usize> {
-    let mut hit: Vec<usize> = match literal_matcher(pats) {
-        Some((ac, owner)) => ac
-            .find_overlapping_iter(line)
-            .filter_map(|m| owner.get(m.pattern().as_usize()).copied())
-            .collect(),
-        // Building the automaton cannot fail for plain literals; if it ever did, fall back to
-        // testing each pattern.
-        None => (0..pats.len()).collect(),
-    };
-    hit.sort_unstable();
-    hit.dedup();
-    hit.retain(|&i| pats.get(i).is_some_and(|p| p.matches(line)));
-    hit
+    if crate::checks::log_filter().is_some_and(|f| !f.finds(line.as_bytes())) {
+        return Vec::new();
+    }
+    (0..pats.len())
+        .filter(|&i| pats.get(i).is_some_and(|p| p.matches(line)))
+        .collect()
 }
 
 fn check_kernel_log(s: &Snapshot, _: &Prior) -> Outcome {

@@ -518,27 +518,12 @@ impl Snapshot {
             }),
         };
 
-        let mut udev_vfio_rules = Vec::new();
-        for dir in [
-            "etc/udev/rules.d",
-            "run/udev/rules.d",
-            "usr/lib/udev/rules.d",
-            "lib/udev/rules.d",
-        ] {
-            if let Probe::Ok(names) = root.read_dir(dir) {
-                for n in names.iter().filter(|n| n.ends_with(".rules")) {
-                    let rel = format!("{dir}/{n}");
-                    if let Probe::Ok(text) = root.read(&rel) {
-                        if text.contains("vfio") {
-                            udev_vfio_rules.push(TextFile {
-                                path: HostRoot::display(&rel),
-                                text,
-                            });
-                        }
-                    }
-                }
-            }
-        }
+        let udev_rules = read_udev_rules(root);
+        let udev_vfio_rules = udev_rules
+            .iter()
+            .filter(|r| r.text.contains("vfio"))
+            .cloned()
+            .collect();
 
         let kernel_log = root
             .kernel_log()
@@ -587,7 +572,7 @@ impl Snapshot {
             initramfs_modules: read_initramfs_modules(root),
             kvm_ignore_msrs: root.read_attr("sys/module/kvm/parameters/ignore_msrs"),
             passthrough: Vec::new(),
-            looking_glass: read_looking_glass(root),
+            looking_glass: read_looking_glass(root, &udev_rules),
         }
     }
 
@@ -819,19 +804,41 @@ pub const KCONFIG_WANTED: &[&str] = &[
     "MODULES",
 ];
 
+/// Whether `name` is one of [`KCONFIG_WANTED`] (a distribution config has ~10,000 lines).
+fn is_wanted(name: &[u8]) -> bool {
+    // Every wanted name is 3 to 33 bytes and starts with one of these letters.
+    (3..=33).contains(&name.len())
+        && matches!(name.first(), Some(b'A' | b'D' | b'I' | b'K' | b'M' | b'V'))
+        && KCONFIG_WANTED.iter().any(|w| w.as_bytes() == name)
+}
+
 /// Parses only the lines of [`KCONFIG_WANTED`] symbols (`CONFIG_X=…` or `# CONFIG_X is not set`),
 /// keeping their line numbers.
 fn parse_kconfig_wanted(text: &str) -> parse::kconfig::Kconfig {
     let mut kept = String::new();
     let mut map = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let rest = line
-            .strip_prefix("CONFIG_")
-            .or_else(|| line.strip_prefix("# CONFIG_"));
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    // `str::lines` by hand: one SIMD newline search over the text, bytes compared in place.
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    for (n, end) in ends.enumerate() {
+        let line = bytes.get(start..end).unwrap_or_default();
+        start = end + 1;
+        let rest = match line.first() {
+            Some(b'C') => line.strip_prefix(b"CONFIG_"),
+            Some(b'#') => line.strip_prefix(b"# CONFIG_"),
+            _ => None,
+        };
         let Some(rest) = rest else { continue };
-        let name = rest.split(['=', ' ']).next().unwrap_or("");
-        if KCONFIG_WANTED.contains(&name) {
-            kept.push_str(line);
+        let len = rest
+            .iter()
+            .position(|&b| b == b'=' || b == b' ')
+            .unwrap_or(rest.len());
+        let name = rest.get(..len).unwrap_or_default();
+        if is_wanted(name) {
+            // Whole lines of a `str`, cut at ASCII bytes: still UTF-8.
+            let line = String::from_utf8_lossy(line);
+            kept.push_str(line.strip_suffix('\r').unwrap_or(&line));
             kept.push('\n');
             map.push(n + 1);
         }
@@ -1506,6 +1513,25 @@ fn mdev_type_parts(path: &str) -> (Option<String>, Option<String>) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn kconfig_keeps_every_wanted_symbol_and_only_those() {
+        for w in KCONFIG_WANTED {
+            assert!(is_wanted(w.as_bytes()), "{w}");
+        }
+        let text = "# comment\r\nCONFIG_KVM=m\r\n# CONFIG_VFIO is not set\nCONFIG_KVMX=y\n\
+CONFIG_KVM_INTEL\nCONFIG_DRM_I915_GVT_KVMGT=m";
+        let kc = parse_kconfig_wanted(text);
+        let got: Vec<(&str, usize)> = kc
+            .values
+            .iter()
+            .map(|(k, (_, line))| (k.as_str(), *line))
+            .collect();
+        assert_eq!(got, [("DRM_I915_GVT_KVMGT", 6), ("KVM", 2), ("VFIO", 3)]);
+        assert!(kc.enabled("KVM") && !kc.enabled("VFIO"));
+    }
+
     #[test]
     fn os_release_skips_lines_that_are_not_assignments() {
         // Found by the os_release fuzz target: `="https:/"` gave an empty key.
@@ -1628,8 +1654,40 @@ pub struct LookingGlass {
     pub domains: Vec<TextFile>,
 }
 
+/// The udev rules files udev reads (udev(7)): `*.rules` in /etc, /run, /usr/lib and /lib, a
+/// name in an earlier directory hiding the same name in a later one (so a merged /usr, where
+/// /lib is /usr/lib, yields each file once).
+fn read_udev_rules(root: &HostRoot) -> Vec<TextFile> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for dir in [
+        "etc/udev/rules.d",
+        "run/udev/rules.d",
+        "usr/lib/udev/rules.d",
+        "lib/udev/rules.d",
+    ] {
+        let Probe::Ok(names) = root.read_dir(dir) else {
+            continue;
+        };
+        let d = root.dir(dir);
+        for n in names.into_iter().filter(|n| n.ends_with(".rules")) {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            if let Probe::Ok(text) = d.read(&n) {
+                out.push(TextFile {
+                    path: HostRoot::display(&format!("{dir}/{n}")),
+                    text,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Reads [`Snapshot::looking_glass`]. Small files only; the shared memory itself is never read.
-fn read_looking_glass(root: &HostRoot) -> LookingGlass {
+/// `udev_rules`: [`read_udev_rules`].
+fn read_looking_glass(root: &HostRoot, udev_rules: &[TextFile]) -> LookingGlass {
     let mut lg = LookingGlass::default();
     let mut shm_names: BTreeSet<String> = root
         .read_dir("dev/shm")
@@ -1701,16 +1759,11 @@ fn read_looking_glass(root: &HostRoot) -> LookingGlass {
         ".conf",
         &["looking-glass"],
     );
-    lg.udev = texts(
-        &[
-            "etc/udev/rules.d",
-            "run/udev/rules.d",
-            "usr/lib/udev/rules.d",
-            "lib/udev/rules.d",
-        ],
-        ".rules",
-        &["kvmfr"],
-    );
+    lg.udev = udev_rules
+        .iter()
+        .filter(|r| r.text.contains("kvmfr"))
+        .cloned()
+        .collect();
     lg.domains = texts(
         &["etc/libvirt/qemu"],
         ".xml",

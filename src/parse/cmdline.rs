@@ -319,6 +319,9 @@ fn near_miss<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let limit = if name.chars().count() <= 5 { 1 } else { 2 };
     candidates
         .iter()
+        // The distance is at least the difference in length.
+        .filter(|c| c.len().abs_diff(name.len()) <= limit * 4)
+        .filter(|c| c.chars().count().abs_diff(name.chars().count()) <= limit)
         .filter_map(|c| edit_distance(name, c).map(|d| (d, *c)))
         .filter(|(d, _)| *d > 0 && *d <= limit)
         .min_by_key(|(d, _)| *d)

@@ -329,7 +329,11 @@ impl Filter {
         let min: Vec<&str> = terms
             .iter()
             .copied()
-            .filter(|t| !terms.iter().any(|u| u != t && t.contains(u)))
+            .filter(|t| {
+                !terms
+                    .iter()
+                    .any(|u| u.len() <= t.len() && u != t && t.contains(u))
+            })
             .collect();
         let packed = aho_corasick::packed::Config::new()
             .builder()
@@ -346,6 +350,14 @@ impl Filter {
             searcher,
             searched: min.len(),
         })
+    }
+
+    /// Whether `text` holds one of the terms.
+    pub fn finds(&self, text: &[u8]) -> bool {
+        match &self.searcher {
+            Searcher::Packed(s) => s.find(text).is_some(),
+            Searcher::Automaton(ac) => ac.is_match(text),
+        }
     }
 
     /// How many terms are searched for (a term holding another is not).
