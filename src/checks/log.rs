@@ -20,7 +20,8 @@ pub(super) const CHECKS: &[Check] = &[Check {
     run: check_kernel_log,
 }];
 
-const PATTERNS_TOML: &str = include_str!("../../checks/kernel-log.toml");
+/// `checks/kernel-log.toml`, turned into JSON by the build script (quicker to parse).
+const PATTERNS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/kernel-log.json"));
 
 /// How bad a known message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -101,7 +102,7 @@ pub fn patterns() -> Result<&'static [Pattern], &'static str> {
     static P: OnceLock<Result<Vec<Pattern>, String>> = OnceLock::new();
     P.get_or_init(|| {
         let f: File =
-            toml::from_str(PATTERNS_TOML).map_err(|e| format!("checks/kernel-log.toml: {e}"))?;
+            serde_json::from_str(PATTERNS_JSON).map_err(|e| format!("checks/kernel-log.toml: {e}"))?;
         for p in &f.pattern {
             if p.contains.as_slice().iter().any(|c| c.is_empty())
                 || p.contains.as_slice().is_empty()
