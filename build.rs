@@ -71,8 +71,8 @@ fn static_libgcc_dir() -> Option<PathBuf> {
 fn kernel_log_table() {
     let src = Path::new("checks/kernel-log.toml");
     println!("cargo:rerun-if-changed={}", src.display());
-    let text = std::fs::read_to_string(src)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", src.display()));
+    let text =
+        std::fs::read_to_string(src).unwrap_or_else(|e| panic!("reading {}: {e}", src.display()));
     let value: toml::Value =
         toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
     let json = serde_json::to_string(&value).unwrap_or_else(|e| panic!("{}: {e}", src.display()));

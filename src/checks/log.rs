@@ -101,8 +101,8 @@ struct File {
 pub fn patterns() -> Result<&'static [Pattern], &'static str> {
     static P: OnceLock<Result<Vec<Pattern>, String>> = OnceLock::new();
     P.get_or_init(|| {
-        let f: File =
-            serde_json::from_str(PATTERNS_JSON).map_err(|e| format!("checks/kernel-log.toml: {e}"))?;
+        let f: File = serde_json::from_str(PATTERNS_JSON)
+            .map_err(|e| format!("checks/kernel-log.toml: {e}"))?;
         for p in &f.pattern {
             if p.contains.as_slice().iter().any(|c| c.is_empty())
                 || p.contains.as_slice().is_empty()
@@ -196,9 +196,7 @@ fn check_kernel_log(s: &Snapshot, _: &Prior) -> Outcome {
         .collect();
     let mut o = match worst {
         Severity::Info => Outcome::pass(if hits.is_empty() {
-            format!(
-                "{total} record(s) scanned, no known GVT-g message"
-            )
+            format!("{total} record(s) scanned, no known GVT-g message")
         } else {
             format!(
                 "{total} record(s) scanned; only informational messages: {}",

@@ -342,9 +342,7 @@ impl KernelLog {
         terms: &'a [&'a str],
     ) -> impl DoubleEndedIterator<Item = &'a parse::kmsg::Record> + 'a {
         debug_assert!(
-            terms
-                .iter()
-                .all(|t| crate::checks::log_terms().contains(t)),
+            terms.iter().all(|t| crate::checks::log_terms().contains(t)),
             "kernel-log terms {terms:?} are not all in checks::log_terms()"
         );
         self.records
@@ -394,6 +392,10 @@ pub struct Scope {
     /// `driver_override`, not only the display functions' (the GVT-g checks judge the other
     /// functions by ids, class, driver and IOMMU group alone).
     pub pci_details: bool,
+    /// Read each mdev's `mdev_type` and `driver` links. Without them an mdev found under its
+    /// parent's directory has its parent and IOMMU group only (what the doctor judges: which
+    /// `/dev/vfio/N` a VM opens); its type and driver are `None`.
+    pub mdev_links: bool,
 }
 
 impl Scope {
@@ -402,12 +404,14 @@ impl Scope {
         iommu_members: true,
         all_mdev_types: true,
         pci_details: true,
+        mdev_links: true,
     };
     /// What the GVT-g checks need.
     pub const GVT: Scope = Scope {
         iommu_members: false,
         all_mdev_types: false,
         pci_details: false,
+        mdev_links: false,
     };
 }
 
@@ -427,7 +431,11 @@ impl Snapshot {
         let work: std::sync::OnceLock<(Probe<()>, MdevWork<'_>)> = std::sync::OnceLock::new();
         let setup = || {
             let names = root.read_dir("sys/bus/mdev/devices");
-            let w = MdevWork::new(root, names.ok().cloned().unwrap_or_default());
+            let w = MdevWork::new(
+                root,
+                names.ok().cloned().unwrap_or_default(),
+                scope.mdev_links,
+            );
             (names.map(|_| ()), w)
         };
         std::thread::scope(|t| {
@@ -442,9 +450,7 @@ impl Snapshot {
             let (groups, theirs) = other
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            snap.mdev_devices = names
-                .clone()
-                .map(|()| MdevWork::finish(vec![mine, theirs]));
+            snap.mdev_devices = names.clone().map(|()| MdevWork::finish(vec![mine, theirs]));
             snap.iommu_groups = groups;
             snap
         })
@@ -468,7 +474,12 @@ impl Snapshot {
         } else {
             let igds: Vec<&str> = pci
                 .ok()
-                .map(|d| d.iter().filter(|d| d.is_igd()).map(|d| d.address.as_str()).collect())
+                .map(|d| {
+                    d.iter()
+                        .filter(|d| d.is_igd())
+                        .map(|d| d.address.as_str())
+                        .collect()
+                })
                 .unwrap_or_default();
             read_mdev_parents_where(root, |parent, ids| {
                 igds.contains(&parent) || ids.iter().any(|t| t.starts_with("i915-"))
@@ -582,9 +593,7 @@ impl Snapshot {
         let mut v: Vec<&PciDevice> = self
             .pci
             .ok()
-            .map(|d| {
-                d.iter().filter(|d| d.is_igd()).collect()
-            })
+            .map(|d| d.iter().filter(|d| d.is_igd()).collect())
             .unwrap_or_default();
         v.sort_by_key(|d| !d.address.ends_with(":02.0"));
         v
@@ -1107,8 +1116,7 @@ pub fn read_iommu_groups(root: &HostRoot, members: bool) -> Probe<Vec<IommuGroup
                 Some(IommuGroup {
                     number,
                     name: dir.read_attr("name").into_ok(),
-                    devices: members
-                        .then(|| dir.read_dir("devices").into_ok().unwrap_or_default()),
+                    devices: members.then(|| dir.read_dir("devices").into_ok().unwrap_or_default()),
                 })
             })
             .collect();
@@ -1134,7 +1142,8 @@ fn read_mdev_parents_where(
         let listed: Vec<(String, Probe<Vec<String>>, bool)> = names
             .into_iter()
             .map(|parent| {
-                let ids = root.read_dir(&format!("sys/class/mdev_bus/{parent}/mdev_supported_types"));
+                let ids =
+                    root.read_dir(&format!("sys/class/mdev_bus/{parent}/mdev_supported_types"));
                 let full = match &ids {
                     Probe::Ok(ids) => attributes(&parent, ids),
                     _ => true,
@@ -1259,7 +1268,7 @@ fn par_map<S, R: Send>(
 /// Reads every existing mdev under `/sys/bus/mdev/devices`.
 pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
     root.read_dir("sys/bus/mdev/devices").map(|names| {
-        let work = MdevWork::new(root, names);
+        let work = MdevWork::new(root, names, true);
         par_map(
             work.names.len(),
             || MdevReader::new(root),
@@ -1285,18 +1294,24 @@ struct MdevWork<'a> {
     parents: Vec<(String, super::root::HostDir<'a>)>,
     /// UUID → index in `parents` of the parent whose directory holds it.
     home: std::collections::HashMap<String, usize>,
+    /// Read the `mdev_type` and `driver` links ([`Scope::mdev_links`]).
+    links: bool,
 }
 
 impl<'a> MdevWork<'a> {
     /// Devices taken at a time: enough to keep the shared counter out of the way.
     const CHUNK: usize = 32;
 
-    fn new(root: &'a HostRoot, names: Vec<String>) -> Self {
+    fn new(root: &'a HostRoot, names: Vec<String>, links: bool) -> Self {
         let mut parents = Vec::new();
         let mut home = std::collections::HashMap::new();
         if !names.is_empty() {
             let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
-            for p in root.read_dir("sys/class/mdev_bus").into_ok().unwrap_or_default() {
+            for p in root
+                .read_dir("sys/class/mdev_bus")
+                .into_ok()
+                .unwrap_or_default()
+            {
                 let rel = format!("sys/class/mdev_bus/{p}");
                 let dir = root.dir(&rel);
                 if !dir.is_open() {
@@ -1316,6 +1331,7 @@ impl<'a> MdevWork<'a> {
             next: std::sync::atomic::AtomicUsize::new(0),
             parents,
             home,
+            links,
         }
     }
 
@@ -1350,6 +1366,20 @@ impl<'a> MdevWork<'a> {
         if !dir.is_open() {
             return None;
         }
+        let group = || {
+            dir.link_name("iommu_group")
+                .into_ok()
+                .and_then(|g| g.parse().ok())
+        };
+        if !self.links {
+            return Some(MdevDevice {
+                iommu_group: group(),
+                driver: None,
+                uuid: uuid.to_string(),
+                mdev_type: None,
+                parent: Some(parent.clone()),
+            });
+        }
         let t = dir.read_link("mdev_type").into_ok()?;
         let full = if t.starts_with('/') {
             t
@@ -1361,10 +1391,7 @@ impl<'a> MdevWork<'a> {
             return None;
         }
         Some(MdevDevice {
-            iommu_group: dir
-                .link_name("iommu_group")
-                .into_ok()
-                .and_then(|g| g.parse().ok()),
+            iommu_group: group(),
             driver: dir.link_name("driver").into_ok(),
             uuid: uuid.to_string(),
             mdev_type,
@@ -1412,7 +1439,10 @@ impl<'a> MdevReader<'a> {
             .map(|(dir, _)| normalize(&format!("sys/bus/mdev/devices/{dir}")))
             .filter(|d| !d.starts_with(".."));
         let opened = real.and_then(|d| {
-            let p = self.parent_dirs.entry(d.clone()).or_insert_with(|| self.root.dir(&d));
+            let p = self
+                .parent_dirs
+                .entry(d.clone())
+                .or_insert_with(|| self.root.dir(&d));
             p.is_open().then(|| p.subdir(&uuid)).filter(|s| s.is_open())
         });
         let dir = opened.unwrap_or_else(|| self.bus.subdir(&uuid));
@@ -1440,7 +1470,8 @@ impl<'a> MdevReader<'a> {
         // sys/bus/mdev/devices, where a relative link resolves to nonsense. The parent's
         // own listing is authoritative: the type whose `devices/` holds this UUID.
         let known = parent.as_ref().is_some_and(|p| {
-            *self.parent_known
+            *self
+                .parent_known
                 .entry(p.clone())
                 .or_insert_with(|| self.root.exists(&format!("sys/class/mdev_bus/{p}")))
         });
@@ -1544,8 +1575,6 @@ CONFIG_KVM_INTEL\nCONFIG_DRM_I915_GVT_KVMGT=m";
             ]
         );
     }
-
-    use super::*;
 
     #[test]
     fn mdev_type_link_forms() {

@@ -560,7 +560,14 @@ Jan  2 03:04:05 host kernel: [    3.25] z\n[    4.0] host kernel: w\n\
         assert_eq!(r[6].line, 7);
     }
 
-    const TERMS: &[&str] = &["gvt:", "kvmgt", "MDEV: Registered", "fail to alloc", "x", "1"];
+    const TERMS: &[&str] = &[
+        "gvt:",
+        "kvmgt",
+        "MDEV: Registered",
+        "fail to alloc",
+        "x",
+        "1",
+    ];
 
     /// `parse_filtered` = `parse`, then keep the records holding a term; same count.
     fn agrees(input: &[u8]) {
