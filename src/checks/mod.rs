@@ -189,7 +189,7 @@ const LOG_TERMS: &[&str] = &[
     "vesafb:",
 ];
 
-/// Every kernel-log substring a check looks for: [`LOG_TERMS`] and the literals of the
+/// Every kernel-log substring a check looks for: the checks' own terms and the literals of the
 /// kernel-log table. The snapshot keeps only the records holding one of them.
 pub fn log_terms() -> &'static [&'static str] {
     static T: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();

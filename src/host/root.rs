@@ -242,6 +242,16 @@ impl HostRoot {
     }
 
     fn read_bytes_max(&self, rel: &str, limit: u64) -> Probe<Vec<u8>> {
+        self.open_regular(rel)
+            .and_then(|f| match read_file_bounded(f, limit) {
+                Ok(b) => Probe::Ok(b),
+                Err(e) => io_probe(&e, rel),
+            })
+    }
+
+    /// Opens `rel` for reading: on a live host as is; in a captured tree only a regular file
+    /// inside the tree (a FIFO, a device node or a directory is refused, never opened).
+    pub fn open_regular(&self, rel: &str) -> Probe<File> {
         let p = match self.resolve(rel) {
             Ok(p) => p,
             Err(e) => return e.map_never(),
@@ -261,8 +271,8 @@ impl HostRoot {
                 Err(e) => return io_probe(&e, rel),
             }
         }
-        match read_bounded(&p.path, limit) {
-            Ok(b) => Probe::Ok(b),
+        match File::open(&p.path) {
+            Ok(f) => Probe::Ok(f),
             Err(e) => io_probe(&e, rel),
         }
     }
@@ -398,9 +408,21 @@ impl HostRoot {
     /// captured tree the file the side file names (default `dev/kmsg` as a regular file).
     /// Returns the path shown to the user and the raw bytes.
     pub fn kernel_log(&self) -> Probe<(String, Vec<u8>)> {
+        self.kernel_log_source().and_then(|(path, src)| match src {
+            LogSource::Bytes(b) => Probe::Ok((path, b)),
+            LogSource::File(f) => match read_file_bounded(f, MAX_READ) {
+                Ok(b) => Probe::Ok((path, b)),
+                Err(e) => io_probe(&e, &path),
+            },
+        })
+    }
+
+    /// [`HostRoot::kernel_log`], leaving a captured tree's file open for the caller to read
+    /// (a piece at a time: a multi-MB log need not be held whole).
+    pub fn kernel_log_source(&self) -> Probe<(String, LogSource)> {
         if self.live {
             return match read_kmsg_live(&self.path("dev/kmsg")) {
-                Ok(b) => Probe::Ok(("/dev/kmsg".to_string(), b)),
+                Ok(b) => Probe::Ok(("/dev/kmsg".to_string(), LogSource::Bytes(b))),
                 Err(e) => io_probe(&e, "dev/kmsg"),
             };
         }
@@ -409,8 +431,18 @@ impl HostRoot {
             .kernel_log
             .clone()
             .unwrap_or_else(|| "dev/kmsg".to_string());
-        self.read_bytes(&rel).map(|b| (Self::display(&rel), b))
+        self.open_regular(&rel)
+            .map(|f| (Self::display(&rel), LogSource::File(f)))
     }
+}
+
+/// Where the kernel log's bytes are: read already (`/dev/kmsg`, record by record), or a
+/// captured tree's regular file, open.
+pub enum LogSource {
+    /// The whole log.
+    Bytes(Vec<u8>),
+    /// A file to read up to [`MAX_READ`] bytes of.
+    File(File),
 }
 
 /// A directory of the host opened once, whose entries are then read relative to it
@@ -762,24 +794,30 @@ fn io_probe<T>(e: &std::io::Error, rel: &str) -> Probe<T> {
 
 /// Reads at most `limit` bytes; a file larger than that is an error, not silently truncated.
 fn read_bounded(p: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    let f = File::open(p)?;
+    read_file_bounded(File::open(p)?, limit)
+}
+
+/// Reads `f` whole, refusing more than `limit` bytes.
+fn read_file_bounded(f: File, limit: u64) -> std::io::Result<Vec<u8>> {
     // Sized once from the file's length (a sysfs or proc file says 4096 or 0; the read grows
     // the buffer as usual then): a multi-MB kernel log is read without reallocating.
     let len = f.metadata().map_or(0, |m| m.len()).min(limit);
     let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
     f.take(limit + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
-        let size = if limit >= 1024 * 1024 {
-            format!("{} MiB", limit / 1024 / 1024)
-        } else {
-            format!("{} KiB", limit / 1024)
-        };
-        return Err(std::io::Error::other(format!(
-            "{} is larger than {size}",
-            p.display()
-        )));
+        return Err(too_large(limit));
     }
     Ok(buf)
+}
+
+/// The error for a file larger than `limit` bytes.
+pub fn too_large(limit: u64) -> std::io::Error {
+    let size = if limit >= 1024 * 1024 {
+        format!("{} MiB", limit / 1024 / 1024)
+    } else {
+        format!("{} KiB", limit / 1024)
+    };
+    std::io::Error::other(format!("larger than {size}"))
 }
 
 /// Reads every record currently in the kernel ring buffer from `/dev/kmsg` without blocking:

@@ -335,6 +335,35 @@ impl KernelLog {
         }
     }
 
+    /// Reads the log from `src`, a captured file a piece at a time.
+    pub fn read(path: String, src: super::root::LogSource) -> Probe<KernelLog> {
+        let (mut file, filter) = match (src, crate::checks::log_filter()) {
+            (super::root::LogSource::Bytes(b), _) => return Probe::Ok(Self::parse(path, &b)),
+            (super::root::LogSource::File(f), Some(filter)) => (f, filter),
+            // No filter (see `parse`): the whole log, parsed.
+            (super::root::LogSource::File(f), None) => {
+                use std::io::Read;
+                let mut bytes = Vec::new();
+                let limit = super::root::MAX_READ;
+                return match f.take(limit + 1).read_to_end(&mut bytes) {
+                    Ok(n) if n as u64 > limit => {
+                        Probe::Invalid(format!("reading {path}: {}", super::root::too_large(limit)))
+                    }
+                    Ok(_) => Probe::Ok(Self::parse(path, &bytes)),
+                    Err(e) => Probe::Invalid(format!("reading {path}: {e}")),
+                };
+            }
+        };
+        match parse::kmsg::parse_filtered_read(&mut file, filter, super::root::MAX_READ) {
+            Ok((total, records)) => Probe::Ok(KernelLog {
+                path,
+                total,
+                records,
+            }),
+            Err(e) => Probe::Invalid(format!("reading {path}: {e}")),
+        }
+    }
+
     /// The records whose text holds one of `terms`, in log order. Each term must be one of
     /// [`crate::checks::log_terms`]: records holding any other text were not kept.
     pub fn containing<'a>(
@@ -537,8 +566,8 @@ impl Snapshot {
             .collect();
 
         let kernel_log = root
-            .kernel_log()
-            .map(|(path, bytes)| KernelLog::parse(path, &bytes));
+            .kernel_log_source()
+            .and_then(|(path, src)| KernelLog::read(path, src));
 
         Snapshot {
             live: root.is_live(),

@@ -378,57 +378,125 @@ impl Filter {
 /// messages: one automaton pass over the raw bytes finds the candidate lines, only those are
 /// parsed, and every other line costs a newline search and a blank test.
 pub fn parse_filtered(bytes: &[u8], filter: &Filter) -> (usize, Vec<Record>) {
-    match &filter.searcher {
-        Searcher::Packed(s) => scan(bytes, s.find_iter(bytes).map(|m| m.start())),
-        Searcher::Automaton(ac) => scan(bytes, ac.find_iter(bytes).map(|m| m.start())),
+    let mut s = Scanner::default();
+    s.feed(bytes, filter, true);
+    (s.total, s.out)
+}
+
+/// [`parse_filtered`] of what `r` yields, read a piece at a time (memory stays at one piece
+/// whatever the log's size); more than `limit` bytes is an error.
+pub fn parse_filtered_read(
+    r: &mut impl std::io::Read,
+    filter: &Filter,
+    limit: u64,
+) -> std::io::Result<(usize, Vec<Record>)> {
+    const PIECE: usize = 256 * 1024;
+    let mut s = Scanner::default();
+    let mut buf = vec![0u8; PIECE];
+    let mut filled = 0;
+    let mut read: u64 = 0;
+    loop {
+        if filled == buf.len() {
+            // A line longer than the buffer: grow it (bounded by `limit` through `read`).
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match r.read(buf.get_mut(filled..).unwrap_or_default()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            s.feed(buf.get(..filled).unwrap_or_default(), filter, true);
+            return Ok((s.total, s.out));
+        }
+        read += n as u64;
+        if read > limit {
+            return Err(std::io::Error::other(if limit >= 1 << 20 {
+                format!("larger than {} MiB", limit >> 20)
+            } else {
+                format!("larger than {limit} bytes")
+            }));
+        }
+        filled += n;
+        let data = buf.get(..filled).unwrap_or_default();
+        if let Some(nl) = memchr::memrchr(b'\n', data) {
+            s.feed(data.get(..=nl).unwrap_or_default(), filter, false);
+            buf.copy_within(nl + 1..filled, 0);
+            filled -= nl + 1;
+        }
     }
 }
 
-/// [`parse_filtered`] given the ascending start offsets of the terms found.
-fn scan(bytes: &[u8], hits: impl Iterator<Item = usize>) -> (usize, Vec<Record>) {
-    let mut hits = hits.peekable();
-    let mut escapes = memchr::memchr_iter(b'\\', bytes).peekable();
-    let mut total = 0;
-    let mut out = Vec::new();
-    // The last line that was not a dictionary line, and (computed only when a space-indented
-    // line follows it) whether it is a /dev/kmsg record.
-    let mut anchor: &[u8] = &[];
-    let mut anchor_is_kmsg: Option<bool> = Some(false);
-    let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
-    for (idx, end) in ends.enumerate() {
-        let line = bytes.get(start..end).unwrap_or_default();
-        start = end + 1;
-        let mut candidate = false;
-        while hits.next_if(|&p| p < end).is_some() {
-            candidate = true;
-        }
-        while escapes.next_if(|&p| p < end).is_some() {
-            candidate = true;
-        }
-        let raw = line.strip_suffix(b"\r").unwrap_or(line);
-        if raw.first() == Some(&b' ')
-            && *anchor_is_kmsg.get_or_insert_with(|| parse_kmsg_header(anchor).is_some())
-        {
-            continue;
-        }
-        anchor = raw;
-        if candidate {
-            let (record, is_kmsg) = parse_line(raw, idx + 1);
-            anchor_is_kmsg = Some(is_kmsg);
-            if let Some(r) = record {
-                total += 1;
-                out.push(r);
-            }
-        } else {
-            anchor_is_kmsg = None;
-            // A /dev/kmsg record is never blank (its header has digits).
-            if !is_blank(raw) {
-                total += 1;
+/// What [`parse_filtered`] carries from one piece of a log to the next.
+#[derive(Default)]
+struct Scanner {
+    total: usize,
+    out: Vec<Record>,
+    /// Lines seen so far.
+    lines: usize,
+    /// Whether the last line that was not a dictionary line is a /dev/kmsg record (its
+    /// space-indented followers are its dictionary).
+    anchor_is_kmsg: bool,
+}
+
+impl Scanner {
+    /// Scans `bytes`: whole lines, each ending in a newline, or with `last` the rest of the log
+    /// (whose final piece, after the last newline, is a line too).
+    fn feed(&mut self, bytes: &[u8], filter: &Filter, last: bool) {
+        match &filter.searcher {
+            Searcher::Packed(p) => self.lines(bytes, p.find_iter(bytes).map(|m| m.start()), last),
+            Searcher::Automaton(ac) => {
+                self.lines(bytes, ac.find_iter(bytes).map(|m| m.start()), last)
             }
         }
     }
-    (total, out)
+
+    /// [`Scanner::feed`] given the ascending start offsets of the terms found in `bytes`.
+    fn lines(&mut self, bytes: &[u8], hits: impl Iterator<Item = usize>, last: bool) {
+        let mut hits = hits.peekable();
+        let mut escapes = memchr::memchr_iter(b'\\', bytes).peekable();
+        // The last line that was not a dictionary line in this piece, and (computed only when
+        // a space-indented line follows it) whether it is a /dev/kmsg record.
+        let mut anchor: &[u8] = &[];
+        let mut anchor_is_kmsg: Option<bool> = Some(self.anchor_is_kmsg);
+        let mut start = 0;
+        let tail = last.then_some(bytes.len());
+        let ends = memchr::memchr_iter(b'\n', bytes).chain(tail);
+        for end in ends {
+            let line = bytes.get(start..end).unwrap_or_default();
+            start = end + 1;
+            self.lines += 1;
+            let mut candidate = false;
+            while hits.next_if(|&p| p < end).is_some() {
+                candidate = true;
+            }
+            while escapes.next_if(|&p| p < end).is_some() {
+                candidate = true;
+            }
+            let raw = line.strip_suffix(b"\r").unwrap_or(line);
+            if raw.first() == Some(&b' ')
+                && *anchor_is_kmsg.get_or_insert_with(|| parse_kmsg_header(anchor).is_some())
+            {
+                continue;
+            }
+            anchor = raw;
+            if candidate {
+                let (record, is_kmsg) = parse_line(raw, self.lines);
+                anchor_is_kmsg = Some(is_kmsg);
+                if let Some(r) = record {
+                    self.total += 1;
+                    self.out.push(r);
+                }
+            } else {
+                anchor_is_kmsg = None;
+                // A /dev/kmsg record is never blank (its header has digits).
+                if !is_blank(raw) {
+                    self.total += 1;
+                }
+            }
+        }
+        self.anchor_is_kmsg = anchor_is_kmsg.unwrap_or_else(|| parse_kmsg_header(anchor).is_some());
+    }
 }
 
 #[cfg(test)]
@@ -579,6 +647,34 @@ Jan  2 03:04:05 host kernel: [    3.25] z\n[    4.0] host kernel: w\n\
         let want: Vec<&Record> = all.iter().filter(holds).collect();
         let got: Vec<&Record> = kept.iter().filter(holds).collect();
         assert_eq!(got, want, "records of {input:?}");
+        // Read in pieces of every size: the same records and count.
+        for piece in [1, 2, 3, 7, 64] {
+            let mut r = Pieces(input, piece);
+            let (t, k) = parse_filtered_read(&mut r, &filter, 1 << 20).unwrap();
+            assert_eq!((t, &k), (total, &kept), "{input:?} in pieces of {piece}");
+        }
+    }
+
+    /// A reader that hands out at most `.1` bytes per read.
+    struct Pieces<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_in_pieces_is_bounded_and_handles_long_lines() {
+        let filter = Filter::new(&["needle"]).unwrap();
+        let long = format!("{}needle\n", "x".repeat(600 * 1024));
+        let (t, k) = parse_filtered_read(&mut long.as_bytes(), &filter, 1 << 20).unwrap();
+        assert_eq!((t, k.len()), (1, 1));
+        let e = parse_filtered_read(&mut long.as_bytes(), &filter, 1000).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
     }
 
     #[test]
