@@ -1056,27 +1056,17 @@ fn read_modules_load(root: &HostRoot) -> Vec<(String, Vec<String>)> {
             .filter_map(|l| l.split_whitespace().next().map(str::to_string))
             .collect()
     };
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for dir in [
+    let dirs = [
         "etc/modules-load.d",
         "run/modules-load.d",
         "usr/local/lib/modules-load.d",
         "usr/lib/modules-load.d",
         "lib/modules-load.d",
-    ] {
-        if let Probe::Ok(names) = root.read_dir(dir) {
-            for n in names.into_iter().filter(|n| n.ends_with(".conf")) {
-                if !seen.insert(n.clone()) {
-                    continue;
-                }
-                let rel = format!("{dir}/{n}");
-                if let Probe::Ok(t) = root.read(&rel) {
-                    out.push((HostRoot::display(&rel), names_of(&t)));
-                }
-            }
-        }
-    }
+    ];
+    let mut out: Vec<(String, Vec<String>)> = read_config_dirs(root, &dirs, ".conf")
+        .into_iter()
+        .map(|f| (f.path, names_of(&f.text)))
+        .collect();
     if let Probe::Ok(t) = root.read("etc/modules") {
         out.push(("/etc/modules".to_string(), names_of(&t)));
     }
@@ -1576,6 +1566,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn udev_rules_by_name_in_udev_order() {
+        let s = crate::testing::snapshot_with(|t| {
+            t.file("etc/udev/rules.d/70-vfio.rules", "# emptied by the admin\n");
+            t.file(
+                "usr/lib/udev/rules.d/70-vfio.rules",
+                "SUBSYSTEM==\"vfio\", MODE=\"0666\"\n",
+            );
+            t.file(
+                "lib/udev/rules.d/71-vfio.rules",
+                "SUBSYSTEM==\"vfio\", GROUP=\"kvm\"\n",
+            );
+            t.file(
+                "usr/lib/udev/rules.d/71-vfio.rules",
+                "SUBSYSTEM==\"vfio\", GROUP=\"kvm\"\n",
+            );
+            t.file(
+                "etc/udev/rules.d/99-kvmfr.rules",
+                "SUBSYSTEM==\"kvmfr\", OWNER=\"me\"\n",
+            );
+        });
+        let paths: Vec<&str> = s.udev_vfio_rules.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/usr/lib/udev/rules.d/71-vfio.rules"]);
+        let lg: Vec<&str> = s
+            .looking_glass
+            .udev
+            .iter()
+            .map(|r| r.path.as_str())
+            .collect();
+        assert_eq!(lg, ["/etc/udev/rules.d/99-kvmfr.rules"]);
+    }
+
+    #[test]
     fn kconfig_keeps_every_wanted_symbol_and_only_those() {
         for w in KCONFIG_WANTED {
             assert!(is_wanted(w.as_bytes()), "{w}");
@@ -1712,23 +1734,29 @@ pub struct LookingGlass {
     pub domains: Vec<TextFile>,
 }
 
-/// The udev rules files udev reads (udev(7)): `*.rules` in /etc, /run, /usr/lib and /lib, a
-/// name in an earlier directory hiding the same name in a later one (so a merged /usr, where
-/// /lib is /usr/lib, yields each file once).
+/// The udev rules files udev reads (udev(7)): `*.rules` in /etc, /run, /usr/lib and /lib (so a
+/// merged /usr, where /lib is /usr/lib, yields each file once).
 fn read_udev_rules(root: &HostRoot) -> Vec<TextFile> {
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for dir in [
+    let dirs = [
         "etc/udev/rules.d",
         "run/udev/rules.d",
         "usr/lib/udev/rules.d",
         "lib/udev/rules.d",
-    ] {
+    ];
+    read_config_dirs(root, &dirs, ".rules")
+}
+
+/// The `*{suffix}` files of `dirs`, in order, a name in an earlier directory hiding the same
+/// name in a later one (the rule of modules-load.d(5) and udev(7)), read as text.
+fn read_config_dirs(root: &HostRoot, dirs: &[&str], suffix: &str) -> Vec<TextFile> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for dir in dirs {
         let Probe::Ok(names) = root.read_dir(dir) else {
             continue;
         };
         let d = root.dir(dir);
-        for n in names.into_iter().filter(|n| n.ends_with(".rules")) {
+        for n in names.into_iter().filter(|n| n.ends_with(suffix)) {
             if !seen.insert(n.clone()) {
                 continue;
             }
