@@ -156,11 +156,39 @@ pub fn kconfig(data: &[u8]) {
 /// numbers point into the input.
 pub fn kmsg(data: &[u8]) {
     let lines = data.split(|&b| b == b'\n').count();
-    for r in crate::parse::kmsg::parse(data) {
+    let all = crate::parse::kmsg::parse(data);
+    for r in &all {
         assert!(r.line >= 1 && r.line <= lines, "line {} of {lines}", r.line);
         if let Some(l) = r.level {
             assert!(l <= 7, "level {l}");
         }
+    }
+    // The doctor's filtered scan (whole, and read in pieces) finds the same records holding a
+    // term and the same count as the full parse.
+    let Some(filter) = crate::checks::log_filter() else {
+        return;
+    };
+    let terms = crate::checks::log_terms();
+    let holds = |r: &&crate::parse::kmsg::Record| terms.iter().any(|t| r.text.contains(t));
+    let want: Vec<&crate::parse::kmsg::Record> = all.iter().filter(holds).collect();
+    let (total, kept) = crate::parse::kmsg::parse_filtered(data, filter);
+    assert_eq!(total, all.len(), "record count");
+    assert_eq!(kept.iter().filter(holds).collect::<Vec<_>>(), want);
+    let mut piecewise = Trickle(data);
+    let read = crate::parse::kmsg::parse_filtered_read(&mut piecewise, filter, 1 << 30);
+    assert_eq!(read.ok(), Some((total, kept)), "read in pieces");
+}
+
+/// A reader handing out its bytes 7 at a time (so a log is scanned in many pieces).
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.0.len()).min(7);
+        let (head, rest) = self.0.split_at(n);
+        buf.get_mut(..n).unwrap_or_default().copy_from_slice(head);
+        self.0 = rest;
+        Ok(n)
     }
 }
 
