@@ -4,25 +4,17 @@
 //! acts like the kernel, so a tree is never verified (tests/real_kernel_passthrough.rs does that
 //! on a real kernel).
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+
+use common::gvtg;
 use serde_json::Value;
 
 const GPU: &str = "0000:01:00.0";
 const AUDIO: &str = "0000:01:00.1";
 const NIC: &str = "0000:00:19.0";
-
-fn gvtg(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gvtg"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("GVTG_ROOT")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("running gvtg")
-}
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

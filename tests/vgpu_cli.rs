@@ -2,21 +2,14 @@
 //! mdevctl's tests build them: a `create` regular file receives the UUID, and nothing turns it
 //! into a device, so a tree root is never waited on.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+
+use common::gvtg;
 
 const U: &str = "a297db4a-f4c2-11e6-90f6-d3b88d6c9525";
 const TYPES: &str = "sys/class/mdev_bus/mtty/mdev_supported_types";
-
-fn gvtg(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gvtg"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("GVTG_ROOT")
-        .output()
-        .expect("running gvtg")
-}
 
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);

@@ -1,4 +1,4 @@
-//! Helpers shared by the fix tests.
+//! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -47,11 +47,13 @@ pub fn copy_fixture(name: &str) -> tempfile::TempDir {
     d
 }
 
+/// `gvtg --root ROOT ARGS…` (the global `--root` first, so it can never be taken for a value of
+/// a trailing list), without the caller's `GVTG_*` settings, colour off.
 pub fn gvtg(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gvtg"))
-        .args(args)
         .arg("--root")
         .arg(root)
+        .args(args)
         .env_remove("GVTG_ROOT")
         .env_remove("GVTG_FAILPOINT")
         .env("NO_COLOR", "1")
