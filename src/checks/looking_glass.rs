@@ -972,6 +972,22 @@ mod tests {
         t.file("etc/libvirt/qemu.conf", "#user = \"libvirt-qemu\"\n");
     }
 
+    /// A Debian host with a VM mapping kvmfr devices (`domain`), the kvmfr module loaded and
+    /// loaded at boot, with `static_size_mb=sizes`.
+    fn kvmfr_host(t: &mut Tree, domain: &str, sizes: &str) {
+        accounts(t);
+        t.file("etc/libvirt/qemu/win10.xml", domain);
+        t.file(
+            "proc/modules",
+            "kvmfr 16384 0 - Live 0x0000000000000000 (OE)\n",
+        );
+        t.file(
+            "etc/modprobe.d/kvmfr.conf",
+            &format!("options kvmfr static_size_mb={sizes}\n"),
+        );
+        t.file("etc/modules-load.d/kvmfr.conf", "kvmfr\n");
+    }
+
     const SHMEM: &str = "<domain type='kvm'><name>win10</name><devices><shmem name='looking-glass'><model type='ivshmem-plain'/><size unit='M'>32</size></shmem></devices></domain>\n";
 
     #[test]
@@ -1099,17 +1115,7 @@ mod tests {
     #[test]
     fn kvmfr_needs_size_node_access_and_the_acl() {
         let s = snapshot_with(|t| {
-            accounts(t);
-            t.file("etc/libvirt/qemu/win10.xml", KVMFR);
-            t.file(
-                "proc/modules",
-                "kvmfr 16384 0 - Live 0x0000000000000000 (OE)\n",
-            );
-            t.file(
-                "etc/modprobe.d/kvmfr.conf",
-                "options kvmfr static_size_mb=32\n",
-            );
-            t.file("etc/modules-load.d/kvmfr.conf", "kvmfr\n");
+            kvmfr_host(t, KVMFR, "32");
             t.node("dev/kvmfr0", "char", 0o600, 0, 0, Some((242, 0)));
             t.file(
                 "etc/libvirt/qemu.conf",
@@ -1153,17 +1159,7 @@ mod tests {
             "<qemu:arg value='-object'/><qemu:arg value='memory-backend-file,id=lg2,mem-path=/dev/kvmfr2,size=32M,share=yes'/></qemu:commandline>",
         );
         let s = snapshot_with(|t| {
-            accounts(t);
-            t.file("etc/libvirt/qemu/win10.xml", &two);
-            t.file(
-                "proc/modules",
-                "kvmfr 16384 0 - Live 0x0000000000000000 (OE)\n",
-            );
-            t.file(
-                "etc/modprobe.d/kvmfr.conf",
-                "options kvmfr static_size_mb=32,16\n",
-            );
-            t.file("etc/modules-load.d/kvmfr.conf", "kvmfr\n");
+            kvmfr_host(t, &two, "32,16");
         });
         let o = check(&s, &NONE);
         assert!(
@@ -1182,17 +1178,7 @@ mod tests {
 
         // Unset ACL: libvirt's default list applies, and it lacks the node.
         let s = snapshot_with(|t| {
-            accounts(t);
-            t.file("etc/libvirt/qemu/win10.xml", KVMFR);
-            t.file(
-                "proc/modules",
-                "kvmfr 16384 0 - Live 0x0000000000000000 (OE)\n",
-            );
-            t.file(
-                "etc/modprobe.d/kvmfr.conf",
-                "options kvmfr static_size_mb=64\n",
-            );
-            t.file("etc/modules-load.d/kvmfr.conf", "kvmfr\n");
+            kvmfr_host(t, KVMFR, "64");
             t.node("dev/kvmfr0", "char", 0o660, 1000, 108, Some((242, 0)));
         });
         let o = check(&s, &NONE);
@@ -1205,17 +1191,7 @@ mod tests {
         );
         // All in place: pass.
         let s = snapshot_with(|t| {
-            accounts(t);
-            t.file("etc/libvirt/qemu/win10.xml", KVMFR);
-            t.file(
-                "proc/modules",
-                "kvmfr 16384 0 - Live 0x0000000000000000 (OE)\n",
-            );
-            t.file(
-                "etc/modprobe.d/kvmfr.conf",
-                "options kvmfr static_size_mb=64\n",
-            );
-            t.file("etc/modules-load.d/kvmfr.conf", "kvmfr\n");
+            kvmfr_host(t, KVMFR, "64");
             t.node("dev/kvmfr0", "char", 0o660, 1000, 108, Some((242, 0)));
             t.file(
                 "etc/libvirt/qemu.conf",
