@@ -2042,19 +2042,17 @@ mod tests {
             "<devices><hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x0a' slot='0x00' function='0x0'/></source></hostdev></devices>",
         ))
         .unwrap();
+        let b = "sys/bus/pci/devices/0000:0a:00.0";
         let s = snapshot_with(|t| {
-            let b = "sys/bus/pci/devices/0000:0a:00.0";
-            t.file(&format!("{b}/vendor"), "0x1002\n");
-            t.file(&format!("{b}/device"), "0x67df\n");
-            t.file(&format!("{b}/class"), "0x030000\n");
+            t.pci_function(
+                "0000:0a:00.0",
+                (0x1002, 0x67df),
+                0x030000,
+                Some("amdgpu"),
+                7,
+            );
             t.file(&format!("{b}/boot_vga"), "1\n");
             t.file(&format!("{b}/reset_method"), "bus\n");
-            t.link(&format!("{b}/driver"), "../../../bus/pci/drivers/amdgpu");
-            t.link(
-                &format!("{b}/iommu_group"),
-                "../../../kernel/iommu_groups/7",
-            );
-            t.dir("sys/kernel/iommu_groups/7/devices/0000:0a:00.0");
         });
         let o = get(&run(&d, &s, &facts(None)), "pci.hostdev").clone();
         assert_eq!(o.status, Status::Warn, "{}", o.summary);
@@ -2072,17 +2070,14 @@ mod tests {
         );
         // An empty reset_method: no reset at all.
         let s = snapshot_with(|t| {
-            let b = "sys/bus/pci/devices/0000:0a:00.0";
-            t.file(&format!("{b}/vendor"), "0x10de\n");
-            t.file(&format!("{b}/device"), "0x1b80\n");
-            t.file(&format!("{b}/class"), "0x030000\n");
-            t.file(&format!("{b}/reset_method"), "\n");
-            t.link(&format!("{b}/driver"), "../../../bus/pci/drivers/vfio-pci");
-            t.link(
-                &format!("{b}/iommu_group"),
-                "../../../kernel/iommu_groups/7",
+            t.pci_function(
+                "0000:0a:00.0",
+                (0x10de, 0x1b80),
+                0x030000,
+                Some("vfio-pci"),
+                7,
             );
-            t.dir("sys/kernel/iommu_groups/7/devices/0000:0a:00.0");
+            t.file(&format!("{b}/reset_method"), "\n");
         });
         let o = get(&run(&d, &s, &facts(None)), "pci.hostdev").clone();
         assert_eq!(o.status, Status::Warn, "{}", o.summary);
