@@ -56,7 +56,7 @@ fn missing(what: &str) -> ! {
 }
 
 fn preflight(rel: &str) {
-    for (prog, pkg) in [
+    let progs = [
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("modprobe", "kmod"),
         ("modinfo", "kmod"),
@@ -65,18 +65,9 @@ fn preflight(rel: &str) {
         ("gzip", "gzip"),
         ("ldd", "libc-bin"),
         ("timeout", "coreutils"),
-    ] {
-        if find_prog(prog).is_none() {
-            missing(&format!("`{prog}` not found (package {pkg})"));
-        }
-    }
-    if !Path::new("/bin/busybox").is_file() && find_prog("busybox").is_none() {
-        missing("/bin/busybox not found (package busybox-static)");
-    }
+    ];
+    rk::require(rel, &progs, missing);
     let vmlinuz = format!("/boot/vmlinuz-{rel}");
-    if !Path::new(&vmlinuz).is_file() {
-        missing(&format!("{vmlinuz} not found (kernel release {rel})"));
-    }
     if let Err(e) = std::fs::File::open(&vmlinuz) {
         panic!("real-kernel test cannot read {vmlinuz}: {e} (some distributions install it mode 0600: run as root)");
     }

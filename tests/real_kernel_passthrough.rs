@@ -49,7 +49,7 @@ fn missing(what: &str) -> ! {
 }
 
 fn preflight(rel: &str) {
-    for (prog, pkg) in [
+    let progs = [
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("modprobe", "kmod"),
         ("cpio", "cpio"),
@@ -57,18 +57,8 @@ fn preflight(rel: &str) {
         ("gzip", "gzip"),
         ("ldd", "libc-bin"),
         ("timeout", "coreutils"),
-    ] {
-        if rk::find_prog(prog).is_none() {
-            missing(&format!("`{prog}` not found (package {pkg})"));
-        }
-    }
-    if !std::path::Path::new("/bin/busybox").is_file() && rk::find_prog("busybox").is_none() {
-        missing("/bin/busybox not found (package busybox-static)");
-    }
-    let vmlinuz = format!("/boot/vmlinuz-{rel}");
-    if !std::path::Path::new(&vmlinuz).is_file() {
-        missing(&format!("{vmlinuz} not found (kernel release {rel})"));
-    }
+    ];
+    rk::require(rel, &progs, missing);
 }
 
 /// One line of the guest's `/tmp/lspci`.

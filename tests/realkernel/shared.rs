@@ -31,6 +31,23 @@ pub fn find_prog(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Fails the test through `missing` (which names the packages) unless every program of `progs`
+/// (program, its Debian package) is found, busybox is installed and `/boot/vmlinuz-REL` exists.
+pub fn require(rel: &str, progs: &[(&str, &str)], missing: fn(&str) -> !) {
+    for (prog, pkg) in progs {
+        if find_prog(prog).is_none() {
+            missing(&format!("`{prog}` not found (package {pkg})"));
+        }
+    }
+    if !Path::new("/bin/busybox").is_file() && find_prog("busybox").is_none() {
+        missing("/bin/busybox not found (package busybox-static)");
+    }
+    let vmlinuz = format!("/boot/vmlinuz-{rel}");
+    if !Path::new(&vmlinuz).is_file() {
+        missing(&format!("{vmlinuz} not found (kernel release {rel})"));
+    }
+}
+
 /// `$GVTG_TEST_KERNEL_RELEASE`, else the first `/lib/modules/REL` (by name) that has
 /// `modules.dep` and a `/boot/vmlinuz-REL` (the rule of common.sh). `missing` fails the test
 /// with the packages it needs.
