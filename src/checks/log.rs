@@ -147,8 +147,10 @@ fn matching(pats: &'static [Pattern], line: &str) -> Vec<usize> {
     if crate::checks::log_filter().is_some_and(|f| !f.finds(line.as_bytes())) {
         return Vec::new();
     }
-    (0..pats.len())
-        .filter(|&i| pats.get(i).is_some_and(|p| p.matches(line)))
+    pats.iter()
+        .enumerate()
+        .filter(|(_, p)| p.matches(line))
+        .map(|(i, _)| i)
         .collect()
 }
 

@@ -798,7 +798,7 @@ fn read_bounded(p: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 }
 
 /// Reads `f` whole, refusing more than `limit` bytes.
-fn read_file_bounded(f: File, limit: u64) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_file_bounded(f: File, limit: u64) -> std::io::Result<Vec<u8>> {
     // Sized once from the file's length (a sysfs or proc file says 4096 or 0; the read grows
     // the buffer as usual then): a multi-MB kernel log is read without reallocating.
     let len = f.metadata().map_or(0, |m| m.len()).min(limit);
@@ -814,8 +814,10 @@ fn read_file_bounded(f: File, limit: u64) -> std::io::Result<Vec<u8>> {
 pub fn too_large(limit: u64) -> std::io::Error {
     let size = if limit >= 1024 * 1024 {
         format!("{} MiB", limit / 1024 / 1024)
-    } else {
+    } else if limit >= 1024 {
         format!("{} KiB", limit / 1024)
+    } else {
+        format!("{limit} bytes")
     };
     std::io::Error::other(format!("larger than {size}"))
 }

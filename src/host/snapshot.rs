@@ -342,14 +342,8 @@ impl KernelLog {
             (super::root::LogSource::File(f), Some(filter)) => (f, filter),
             // No filter (see `parse`): the whole log, parsed.
             (super::root::LogSource::File(f), None) => {
-                use std::io::Read;
-                let mut bytes = Vec::new();
-                let limit = super::root::MAX_READ;
-                return match f.take(limit + 1).read_to_end(&mut bytes) {
-                    Ok(n) if n as u64 > limit => {
-                        Probe::Invalid(format!("reading {path}: {}", super::root::too_large(limit)))
-                    }
-                    Ok(_) => Probe::Ok(Self::parse(path, &bytes)),
+                return match super::root::read_file_bounded(f, super::root::MAX_READ) {
+                    Ok(bytes) => Probe::Ok(Self::parse(path, &bytes)),
                     Err(e) => Probe::Invalid(format!("reading {path}: {e}")),
                 };
             }
@@ -479,7 +473,7 @@ impl Snapshot {
             let (groups, theirs) = other
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            snap.mdev_devices = names.clone().map(|()| MdevWork::finish(vec![mine, theirs]));
+            snap.mdev_devices = names.clone().map(|()| Chunks::merge([mine, theirs]));
             snap.iommu_groups = groups;
             snap
         })
@@ -1243,8 +1237,7 @@ fn read_mdev_type(all: &super::root::HostDir<'_>, id: &str) -> MdevType {
 const PAR_MIN: usize = 64;
 
 /// `f(state, k)` for every `k < n`, in order of `k`. From [`PAR_MIN`] items on, a second thread
-/// shares the work, each thread taking chunks of 32 from a shared counter with its own
-/// `init()` state.
+/// shares the work ([`Chunks`]), each thread with its own `init()` state.
 fn par_map<S, R: Send>(
     n: usize,
     init: impl Fn() -> S + Sync,
@@ -1254,22 +1247,9 @@ fn par_map<S, R: Send>(
         let mut s = init();
         return (0..n).map(|k| f(&mut s, k)).collect();
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || {
-        let mut s = init();
-        let mut out = Vec::new();
-        loop {
-            let start = next.fetch_add(32, std::sync::atomic::Ordering::Relaxed);
-            if start >= n {
-                break;
-            }
-            for k in start..(start + 32).min(n) {
-                out.push((k, f(&mut s, k)));
-            }
-        }
-        out
-    };
-    let (mut a, b) = std::thread::scope(|t| {
+    let chunks = Chunks::new(n);
+    let work = || chunks.run(&mut init(), &f);
+    let (mine, theirs) = std::thread::scope(|t| {
         let other = t.spawn(work);
         let mine = work();
         (
@@ -1279,9 +1259,49 @@ fn par_map<S, R: Send>(
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
         )
     });
-    a.extend(b);
-    a.sort_unstable_by_key(|(k, _)| *k);
-    a.into_iter().map(|(_, r)| r).collect()
+    Chunks::merge([mine, theirs])
+}
+
+/// Items `0..n` handed out 32 at a time from a shared counter to every thread that calls
+/// [`Chunks::run`], until none is left; [`Chunks::merge`] puts the results back in item order.
+struct Chunks {
+    n: usize,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Chunks {
+    /// Items taken at a time: enough to keep the shared counter out of the way.
+    const SIZE: usize = 32;
+
+    fn new(n: usize) -> Self {
+        Chunks {
+            n,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// `f(state, k)` for the items this thread takes, with their numbers.
+    fn run<S, R>(&self, state: &mut S, f: impl Fn(&mut S, usize) -> R) -> Vec<(usize, R)> {
+        let mut out = Vec::new();
+        loop {
+            let start = self
+                .next
+                .fetch_add(Self::SIZE, std::sync::atomic::Ordering::Relaxed);
+            if start >= self.n {
+                return out;
+            }
+            for k in start..(start + Self::SIZE).min(self.n) {
+                out.push((k, f(state, k)));
+            }
+        }
+    }
+
+    /// The results of every thread's [`Chunks::run`], in item order.
+    fn merge<R>(parts: impl IntoIterator<Item = Vec<(usize, R)>>) -> Vec<R> {
+        let mut all: Vec<(usize, R)> = parts.into_iter().flatten().collect();
+        all.sort_unstable_by_key(|(k, _)| *k);
+        all.into_iter().map(|(_, r)| r).collect()
+    }
 }
 
 /// Reads every existing mdev under `/sys/bus/mdev/devices`.
@@ -1297,8 +1317,8 @@ pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
 }
 
 /// The mdevs of `names` (a listing of `/sys/bus/mdev/devices`), read by every thread that
-/// calls [`MdevWork::help`] until none is left, then put back in listing order by
-/// [`MdevWork::finish`].
+/// calls [`MdevWork::help`] until none is left ([`Chunks`]), then put back in listing order by
+/// [`Chunks::merge`].
 ///
 /// An mdev's directory sits under its parent's device directory, which
 /// `/sys/class/mdev_bus/P` links to. Each parent is opened and listed once; an mdev found there
@@ -1308,7 +1328,7 @@ pub fn read_mdev_devices(root: &HostRoot) -> Probe<Vec<MdevDevice>> {
 /// read the general way ([`MdevReader`]).
 struct MdevWork<'a> {
     names: Vec<String>,
-    next: std::sync::atomic::AtomicUsize,
+    chunks: Chunks,
     /// Parents (name, opened device directory).
     parents: Vec<(String, super::root::HostDir<'a>)>,
     /// UUID → index in `parents` of the parent whose directory holds it.
@@ -1318,9 +1338,6 @@ struct MdevWork<'a> {
 }
 
 impl<'a> MdevWork<'a> {
-    /// Devices taken at a time: enough to keep the shared counter out of the way.
-    const CHUNK: usize = 32;
-
     fn new(root: &'a HostRoot, names: Vec<String>, links: bool) -> Self {
         let mut parents = Vec::new();
         let mut home = std::collections::HashMap::new();
@@ -1346,8 +1363,8 @@ impl<'a> MdevWork<'a> {
             }
         }
         MdevWork {
+            chunks: Chunks::new(names.len()),
             names,
-            next: std::sync::atomic::AtomicUsize::new(0),
             parents,
             home,
             links,
@@ -1355,19 +1372,8 @@ impl<'a> MdevWork<'a> {
     }
 
     fn help(&self, root: &HostRoot) -> Vec<(usize, MdevDevice)> {
-        use std::sync::atomic::Ordering;
-        let mut reader = MdevReader::new(root);
-        let mut out = Vec::new();
-        loop {
-            let start = self.next.fetch_add(Self::CHUNK, Ordering::Relaxed);
-            let Some(chunk) = self.names.get(start..) else {
-                break;
-            };
-            for k in start..start + chunk.len().min(Self::CHUNK) {
-                out.push((k, self.read(&mut reader, k)));
-            }
-        }
-        out
+        self.chunks
+            .run(&mut MdevReader::new(root), |reader, k| self.read(reader, k))
     }
 
     /// The `k`th mdev.
@@ -1416,12 +1422,6 @@ impl<'a> MdevWork<'a> {
             mdev_type,
             parent: p,
         })
-    }
-
-    fn finish(parts: Vec<Vec<(usize, MdevDevice)>>) -> Vec<MdevDevice> {
-        let mut all: Vec<(usize, MdevDevice)> = parts.into_iter().flatten().collect();
-        all.sort_unstable_by_key(|(i, _)| *i);
-        all.into_iter().map(|(_, d)| d).collect()
     }
 }
 

@@ -411,11 +411,7 @@ pub fn parse_filtered_read(
         }
         read += n as u64;
         if read > limit {
-            return Err(std::io::Error::other(if limit >= 1 << 20 {
-                format!("larger than {} MiB", limit >> 20)
-            } else {
-                format!("larger than {limit} bytes")
-            }));
+            return Err(crate::host::root::too_large(limit));
         }
         filled += n;
         let data = buf.get(..filled).unwrap_or_default();
