@@ -34,6 +34,7 @@ pub struct PassthroughArgs {
 
 /// `gvtg passthrough` subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum PassthroughCommand {
     /// Bind devices to vfio-pci now, with their sibling functions and IOMMU group members
     /// (driver_override + drivers_probe); refused when the group holds what the host needs.

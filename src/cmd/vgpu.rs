@@ -37,6 +37,7 @@ pub struct VgpuArgs {
 
 /// `gvtg vgpu` subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum VgpuCommand {
     /// List every mdev parent (i915, mtty, mdpy, mbochs…) and its types.
     Types {
@@ -390,19 +391,21 @@ fn scan_holders(
         Probe::Missing => return Ok(Vec::new()),
         other => return Err(other.describe_failure(&HostRoot::display("proc"))),
     };
+    let proc = root.dir("proc");
     let mut found = Vec::new();
     for pid in pids {
         let Ok(n) = pid.parse::<u32>() else { continue };
-        let fds = match root.read_dir(&format!("proc/{pid}/fd")) {
+        // One open of /proc/PID/fd and a readlinkat per descriptor through it.
+        let fds = match proc.read_links(&format!("{pid}/fd")) {
             Probe::Ok(f) => f,
             Probe::Denied => return Err("unknown (needs root)".into()),
             _ => continue, // the process exited
         };
-        for fd in fds {
+        for (fd, target) in fds {
             if !fd.bytes().all(|b| b.is_ascii_digit()) {
                 continue;
             }
-            if let Probe::Ok(t) = root.read_link(&format!("proc/{pid}/fd/{fd}")) {
+            if let Probe::Ok(t) = target {
                 if nodes.contains(t.as_str())
                     && !found.iter().any(|h: &Holder| h.pid == n && h.node == t)
                 {

@@ -24,28 +24,35 @@ pub const CLASSES: &[&str] = &[
     "libvirt-secret",
 ];
 
-static IPV4: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b").unwrap());
-static IPV6: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)[0-9a-f:]{2,}").unwrap());
-static MAC: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\b(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}\b").unwrap());
+// The patterns are ASCII: gvtg's `regex` has no Unicode data (Cargo.toml), so word boundaries
+// are `(?-u:\b)` (an ASCII boundary redacts at least what a Unicode one did), whitespace
+// `(?-u:\s)`, and case-insensitive words `(?i-u:…)` (ASCII letters fold, any other character
+// matches itself).
+static IPV4: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(?-u:\b)").unwrap()
+});
+static IPV6: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9A-Fa-f:]{2,}").unwrap());
+static MAC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}(?-u:\b)").unwrap()
+});
 static SERIAL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(\bserial(?:[ _-]?(?:number|no\.?|num))?\s*[:=]\s*['\x22]?)([A-Za-z0-9._/-]{3,})",
+        r"((?-u:\b)(?i-u:serial(?:[ _-]?(?:number|no\.?|num))?)(?-u:\s)*[:=](?-u:\s)*['\x22]?)([A-Za-z0-9._/-]{3,})",
     )
     .unwrap()
 });
 static XML_CONTENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?is)(<(secret|usage|serial|passphrase)\b[^>/]*>)([^<]*)(</)").unwrap()
+    Regex::new(r"(?s)(<((?i-u:secret|usage|serial|passphrase))(?-u:\b)[^>/]*>)([^<]*)(</)").unwrap()
 });
 static XML_ATTR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\b(passwd|password|username|secret|passphrase)(\s*=\s*)('[^']*'|"[^"]*")"#)
+    Regex::new(r#"(?-u:\b)((?i-u:passwd|password|username|secret|passphrase))((?-u:\s)*=(?-u:\s)*)('[^']*'|"[^"]*")"#)
         .unwrap()
 });
 static XML_TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?is)<(secret|auth|usage)\b[^>]*>").unwrap());
-static ANY_ATTR: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"([A-Za-z_:-]+)(\s*=\s*)('[^']*'|"[^"]*")"#).unwrap());
+    LazyLock::new(|| Regex::new(r"(?s)<((?i-u:secret|auth|usage))(?-u:\b)[^>]*>").unwrap());
+static ANY_ATTR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"([A-Za-z_:-]+)((?-u:\s)*=(?-u:\s)*)('[^']*'|"[^"]*")"#).unwrap()
+});
 static HOME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"/home/([A-Za-z0-9._][A-Za-z0-9._-]*)").unwrap());
 
@@ -185,7 +192,7 @@ impl Redactor {
         } else {
             let alt: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
             Regex::new(&format!(
-                r"(?i)(^|[^A-Za-z0-9_-])({})($|[^A-Za-z0-9_-])",
+                r"(^|[^A-Za-z0-9_-])((?i-u:{}))($|[^A-Za-z0-9_-])",
                 alt.join("|")
             ))
             .ok()
@@ -415,6 +422,36 @@ mod tests {
         assert!(!k.contains("3c:22"), "{k}");
         assert_eq!(t.matches("192.0.2.1 ").count(), 2, "{t}");
         assert!(t.contains("host-1.domain-1.invalid at"), "{t}");
+    }
+
+    /// Every pattern compiles without Unicode data (a `LazyLock` would panic at first use).
+    #[test]
+    fn patterns_compile() {
+        for re in [
+            &IPV4,
+            &IPV6,
+            &MAC,
+            &SERIAL,
+            &XML_CONTENT,
+            &XML_ATTR,
+            &XML_TAG,
+            &ANY_ATTR,
+            &HOME,
+        ] {
+            LazyLock::force(re);
+        }
+    }
+
+    /// Names that are not ASCII are still redacted, their ASCII letters in any case.
+    #[test]
+    fn non_ascii_names() {
+        let mut r = Redactor::default();
+        r.add_host("bücher-box.example.org");
+        assert!(r.name_re.is_some());
+        let t = r.text("bücher-box up; Bücher-Box down; EXAMPLE.ORG; Serial Number: XJ-4471");
+        for bad in ["bücher", "Bücher", "EXAMPLE", "XJ-4471"] {
+            assert!(!t.contains(bad), "{bad} in {t}");
+        }
     }
 
     #[test]
