@@ -55,8 +55,7 @@ pub fn run(args: &ModinfoArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result
             );
         }
         if args.json {
-            serde_json::to_writer_pretty(&mut *out, &info)?;
-            writeln!(out)?;
+            crate::render::json::write_pretty(out, &info)?;
         } else {
             out.write_all(info.render_kmod(field, sep).as_bytes())?;
         }

@@ -186,8 +186,7 @@ pub fn run(args: &PassthroughArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Re
             rolled_back: &outcome.rolled_back,
             rollback_errors: &outcome.rollback_errors,
         };
-        serde_json::to_writer_pretty(&mut *out, &j)?;
-        writeln!(out)?;
+        crate::render::json::write_pretty(out, &j)?;
         return Ok(code);
     }
     text(&plan, &outcome, result, dry_run, opts, out)?;

@@ -364,8 +364,7 @@ pub fn run(args: &PreflightArgs, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Resu
                 exit_code: i32::from(code),
             },
         };
-        serde_json::to_writer_pretty(&mut *out, &doc)?;
-        writeln!(out)?;
+        crate::render::json::write_pretty(out, &doc)?;
         return Ok(code);
     }
     let color = ctx.color;

@@ -233,8 +233,7 @@ fn types(
             .collect(),
     };
     if json {
-        serde_json::to_writer_pretty(&mut *out, &doc)?;
-        writeln!(out)?;
+        crate::render::json::write_pretty(out, &doc)?;
         return Ok(0);
     }
     if doc.parents.is_empty() {
@@ -543,14 +542,13 @@ fn list(root: &HostRoot, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> 
         })
         .collect();
     if json {
-        serde_json::to_writer_pretty(
-            &mut *out,
+        crate::render::json::write_pretty(
+            out,
             &ListDoc {
                 schema_version: SCHEMA_VERSION,
                 mdevs,
             },
         )?;
-        writeln!(out)?;
         return Ok(0);
     }
     if mdevs.is_empty() {

@@ -237,8 +237,7 @@ impl HostRoot {
     /// keeps small, such as the command line, so a hostile tree cannot make the parsers chew on
     /// megabytes).
     pub fn read_max(&self, rel: &str, limit: u64) -> Probe<String> {
-        self.read_bytes_max(rel, limit.min(MAX_READ))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        self.read_bytes_max(rel, limit.min(MAX_READ)).map(text)
     }
 
     fn read_bytes_max(&self, rel: &str, limit: u64) -> Probe<Vec<u8>> {
@@ -280,13 +279,12 @@ impl HostRoot {
     /// Reads a whole file as text (invalid UTF-8 is replaced, never an error: sysfs and logs can
     /// hold anything).
     pub fn read(&self, rel: &str) -> Probe<String> {
-        self.read_bytes(rel)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        self.read_bytes(rel).map(text)
     }
 
     /// Reads a one-value sysfs attribute, trimmed.
     pub fn read_attr(&self, rel: &str) -> Probe<String> {
-        self.read(rel).map(|s| s.trim().to_string())
+        self.read(rel).map(trimmed)
     }
 
     /// Entry names of a directory, sorted. Names that are not UTF-8 are kept lossily (a hostile
@@ -491,7 +489,19 @@ impl<'a> HostDir<'a> {
         self.fd.is_some()
     }
 
-    /// [`HostRoot::read_bytes`] of the entry `name` (a single path component).
+    /// The host this directory belongs to.
+    pub fn root(&self) -> &'a HostRoot {
+        self.root
+    }
+
+    /// Whether `name` is opened relative to this directory: one component, or on the live host
+    /// several (`TYPE/name`: one open instead of opening `TYPE` first).
+    fn relative(&self, name: &str) -> bool {
+        is_component(name) || (self.root.live && is_components(name))
+    }
+
+    /// [`HostRoot::read_bytes`] of the entry `name` (a single path component, or several on the
+    /// live host).
     ///
     /// In a captured tree the entry is first looked at with `fstatat(AT_SYMLINK_NOFOLLOW)`
     /// through the directory (resolved beneath the tree): only a regular file is opened, with
@@ -504,7 +514,7 @@ impl<'a> HostDir<'a> {
         use nix::fcntl::OFlag;
         use nix::sys::stat::{fstatat, Mode};
         use std::os::fd::AsFd;
-        let Some(fd) = self.fd.as_ref().filter(|_| is_component(name)) else {
+        let Some(fd) = self.fd.as_ref().filter(|_| self.relative(name)) else {
             return self.root.read_bytes(&self.join(name));
         };
         let is_reg = |mode: nix::libc::mode_t| mode & nix::libc::S_IFMT == nix::libc::S_IFREG;
@@ -594,7 +604,7 @@ impl<'a> HostDir<'a> {
     pub fn read_dir(&self, name: &str) -> Probe<Vec<String>> {
         use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
         use std::os::fd::AsFd;
-        let Some(fd) = self.fd.as_ref().filter(|_| is_component(name)) else {
+        let Some(fd) = self.fd.as_ref().filter(|_| self.relative(name)) else {
             return self.root.read_dir(&self.join(name));
         };
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
@@ -621,7 +631,7 @@ impl<'a> HostDir<'a> {
             };
             let n = e.file_name().to_bytes();
             if n != b"." && n != b".." {
-                names.push(String::from_utf8_lossy(n).into_owned());
+                names.push(entry_name(n));
             }
         }
         if !self.root.live {
@@ -653,11 +663,7 @@ impl<'a> HostDir<'a> {
                     .collect()
             })
         };
-        let Some(fd) = self
-            .fd
-            .as_ref()
-            .filter(|_| !rel.is_empty() && rel.split('/').all(is_component))
-        else {
+        let Some(fd) = self.fd.as_ref().filter(|_| is_components(rel)) else {
             return by_path();
         };
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
@@ -687,7 +693,7 @@ impl<'a> HostDir<'a> {
             let Ok(e) = e else { return by_path() };
             let n = e.file_name().to_bytes();
             if n != b"." && n != b".." {
-                names.push(String::from_utf8_lossy(n).into_owned());
+                names.push(entry_name(n));
             }
         }
         let side_dir = self.join(rel);
@@ -723,13 +729,12 @@ impl<'a> HostDir<'a> {
 
     /// [`HostRoot::read`] of the entry `name`.
     pub fn read(&self, name: &str) -> Probe<String> {
-        self.read_bytes(name)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        self.read_bytes(name).map(text)
     }
 
     /// [`HostRoot::read_attr`] of the entry `name`.
     pub fn read_attr(&self, name: &str) -> Probe<String> {
-        self.read(name).map(|s| s.trim().to_string())
+        self.read(name).map(trimmed)
     }
 
     /// [`HostRoot::read_link`] of the entry `name`.
@@ -850,9 +855,39 @@ fn read_to_end_bounded(file: File, complete_at: Option<Option<u64>>) -> std::io:
     Ok(buf)
 }
 
+/// Bytes read from a file as text, keeping their buffer when they are UTF-8 (almost always);
+/// anything else is kept lossily.
+fn text(b: Vec<u8>) -> String {
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// `s` without leading and trailing whitespace, in its own buffer.
+fn trimmed(mut s: String) -> String {
+    let end = s.trim_end().len();
+    s.truncate(end);
+    let start = s.len() - s.trim_start().len();
+    s.drain(..start);
+    s
+}
+
 /// One path component: no `/`, not `.` or `..`, not empty.
 fn is_component(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains('/')
+    !name.is_empty() && name != "." && name != ".." && !name.as_bytes().contains(&b'/')
+}
+
+/// One or more components separated by `/`, none of them empty, `.` or `..`.
+fn is_components(name: &str) -> bool {
+    name.as_bytes()
+        .split(|&b| b == b'/')
+        .all(|c| !c.is_empty() && c != b"." && c != b"..")
+}
+
+/// A directory entry's name as text (kept lossily when it is not UTF-8).
+fn entry_name(n: &[u8]) -> String {
+    match std::str::from_utf8(n) {
+        Ok(n) => n.to_owned(),
+        Err(_) => String::from_utf8_lossy(n).into_owned(),
+    }
 }
 
 impl Probe<()> {
@@ -948,6 +983,16 @@ fn read_kmsg_live(p: &Path) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_and_trimmed() {
+        assert_eq!(text(b"i915\n".to_vec()), "i915\n");
+        assert_eq!(text(vec![b'a', 0xff, b'b']), "a\u{fffd}b");
+        assert_eq!(trimmed(" \t7 8\n\n".into()), "7 8");
+        assert_eq!(trimmed("x".into()), "x");
+        assert_eq!(trimmed(" \n".into()), "");
+        assert_eq!(trimmed("\u{a0}é\u{2003}".into()), "é");
+    }
 
     #[test]
     fn host_dir_reads_what_paths_read() {

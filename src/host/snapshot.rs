@@ -1214,20 +1214,30 @@ fn read_mdev_parents_where(
 
 /// One mdev type's attributes, from its parent's `mdev_supported_types`.
 fn read_mdev_type(all: &super::root::HostDir<'_>, id: &str) -> MdevType {
-    let dir = all.subdir(id);
-    let description = dir.read("description").into_ok();
+    // On the live host each attribute is opened by its `TYPE/attr` name relative to `all`: one
+    // open and one close fewer per type than opening the type's directory first. A captured
+    // tree's type directory is resolved beneath the tree first, as every directory there is.
+    let opened;
+    let (dir, prefix) = if all.root().is_live() {
+        (all, format!("{id}/"))
+    } else {
+        opened = all.subdir(id);
+        (&opened, String::new())
+    };
+    let at = |attr: &str| format!("{prefix}{attr}");
+    let description = dir.read(&at("description")).into_ok();
     MdevType {
-        name: dir.read_attr("name").into_ok(),
+        name: dir.read_attr(&at("name")).into_ok(),
         gvt: description.as_deref().and_then(parse::mdev_desc::parse),
         description,
-        available_instances: dir
-            .read_attr("available_instances")
-            .and_then(|v| match v.parse() {
+        available_instances: dir.read_attr(&at("available_instances")).and_then(|v| {
+            match v.parse() {
                 Ok(n) => Probe::Ok(n),
                 Err(_) => Probe::Invalid(format!("available_instances is {v:?}, not a number")),
-            }),
-        device_api: dir.read_attr("device_api").into_ok(),
-        devices: dir.read_dir("devices").into_ok().unwrap_or_default(),
+            }
+        }),
+        device_api: dir.read_attr(&at("device_api")).into_ok(),
+        devices: dir.read_dir(&at("devices")).into_ok().unwrap_or_default(),
         id: id.to_string(),
     }
 }
