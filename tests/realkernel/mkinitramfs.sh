@@ -15,7 +15,7 @@
 #   GVTG_RK_EXTRA_KO   space-separated out-of-tree .ko files, insmod'ed after
 #                      the modules, in the order given (kmod does not know them)
 #   GVTG_RK_EXTRA_BIN  space-separated extra programs copied to /usr/bin with
-#                      their shared libraries (scripts/bench: mdevctl)
+#                      their shared libraries (scripts/bench: mdevctl, hyperfine)
 #   GVTG_RK_TESTS      a shell fragment that /init sources instead of running
 #                      the doctor/modinfo commands; it may use run NAME CMD...
 set -euo pipefail
@@ -135,7 +135,7 @@ for ko in ${GVTG_RK_EXTRA_KO:-}; do
     cp -L "$ko" "$stage$moddir/extra/"
     printf '%s\n' "$moddir/extra/$(basename "$ko")" >>"$stage/etc/gvtg-test/modules.list"
 done
-# Extra programs (GVTG_RK_EXTRA_BIN, space-separated paths, e.g. mdevctl for scripts/bench),
+# Extra programs (GVTG_RK_EXTRA_BIN, space-separated paths, e.g. mdevctl and hyperfine for scripts/bench),
 # copied to /usr/bin with their shared libraries.
 for prog in ${GVTG_RK_EXTRA_BIN:-}; do
     [ -x "$prog" ] || rk_die "extra program $prog not found"
