@@ -597,49 +597,65 @@ impl<'a> HostDir<'a> {
         }
     }
 
-    /// [`HostRoot::read_dir`] of the entry `name`: the directory is opened relative to this
-    /// one (`O_DIRECTORY`, which never opens anything but a directory; beneath this directory
-    /// in a captured tree, whose side-file entries are added as [`HostRoot::read_dir`] adds
-    /// them). When it cannot be opened that way, it is the path-based call.
-    pub fn read_dir(&self, name: &str) -> Probe<Vec<String>> {
+    /// Opens the directory `rel` below this one for listing: `openat(O_DIRECTORY)` (which never
+    /// opens anything but a directory) on the live host, `openat2` beneath this directory (no
+    /// magic links) in a captured tree.
+    fn open_listing(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        rel: &str,
+    ) -> nix::Result<std::os::fd::OwnedFd> {
         use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
-        use std::os::fd::AsFd;
-        let Some(fd) = self.fd.as_ref().filter(|_| self.relative(name)) else {
-            return self.root.read_dir(&self.join(name));
-        };
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let opened = if self.root.live {
-            nix::fcntl::openat(fd.as_fd(), name, flags, nix::sys::stat::Mode::empty())
+        if self.root.live {
+            nix::fcntl::openat(fd, rel, flags, nix::sys::stat::Mode::empty())
         } else {
             let how = OpenHow::new()
                 .flags(flags)
                 .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-            nix::fcntl::openat2(fd.as_fd(), name, how)
-        };
-        // rustix's `Dir` reads the descriptor as it is (libc's `fdopendir` first checks it
-        // with `fstat` and `fcntl`, two system calls per directory).
-        let Ok(dir) = opened
-            .map_err(std::io::Error::from)
-            .and_then(|fd| rustix::fs::Dir::new(fd).map_err(std::io::Error::from))
-        else {
-            return self.root.read_dir(&self.join(name));
-        };
+            nix::fcntl::openat2(fd, rel, how)
+        }
+    }
+
+    /// The entries of `dir` (the directory `rel` below this one) other than `.` and `..`, with
+    /// the side file's entries under it in a captured tree, sorted; `None` when reading fails.
+    /// rustix's `Dir` reads the descriptor as it is (libc's `fdopendir` first checks it with
+    /// `fstat` and `fcntl`, two system calls per directory).
+    fn listed(&self, dir: &mut rustix::fs::Dir, rel: &str) -> Option<Vec<String>> {
         let mut names = Vec::new();
         for e in dir {
-            let Ok(e) = e else {
-                return self.root.read_dir(&self.join(name));
-            };
+            let e = e.ok()?;
             let n = e.file_name().to_bytes();
             if n != b"." && n != b".." {
                 names.push(entry_name(n));
             }
         }
         if !self.root.live {
-            names.extend(self.root.side.children(&self.join(name)));
+            names.extend(self.root.side.children(&self.join(rel)));
         }
         names.sort();
         names.dedup();
-        Probe::Ok(names)
+        Some(names)
+    }
+
+    /// [`HostRoot::read_dir`] of the entry `name`: the directory is opened relative to this
+    /// one ([`HostDir::open_listing`]; a captured tree's side-file entries are added as
+    /// [`HostRoot::read_dir`] adds them). When it cannot be opened that way, it is the
+    /// path-based call.
+    pub fn read_dir(&self, name: &str) -> Probe<Vec<String>> {
+        use std::os::fd::AsFd;
+        let by_path = || self.root.read_dir(&self.join(name));
+        let Some(fd) = self.fd.as_ref().filter(|_| self.relative(name)) else {
+            return by_path();
+        };
+        let Ok(mut dir) = self
+            .open_listing(fd.as_fd(), name)
+            .map_err(std::io::Error::from)
+            .and_then(|fd| rustix::fs::Dir::new(fd).map_err(std::io::Error::from))
+        else {
+            return by_path();
+        };
+        self.listed(&mut dir, name).map_or_else(by_path, Probe::Ok)
     }
 
     /// The entries of the directory `rel` below this one (one or more components, none `.` or
@@ -649,15 +665,15 @@ impl<'a> HostDir<'a> {
     /// walk through `/proc/PID` for each. When the directory cannot be opened that way, it is
     /// the path-based calls.
     pub fn read_links(&self, rel: &str) -> Probe<Vec<(String, Probe<String>)>> {
-        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+        use nix::errno::Errno;
         use std::os::fd::AsFd;
+        let dir_rel = self.join(rel);
         let by_path = || {
-            let dir = self.join(rel);
-            self.root.read_dir(&dir).map(|names| {
+            self.root.read_dir(&dir_rel).map(|names| {
                 names
                     .into_iter()
                     .map(|n| {
-                        let target = self.root.read_link(&format!("{dir}/{n}"));
+                        let target = self.root.read_link(&format!("{dir_rel}/{n}"));
                         (n, target)
                     })
                     .collect()
@@ -666,42 +682,18 @@ impl<'a> HostDir<'a> {
         let Some(fd) = self.fd.as_ref().filter(|_| is_components(rel)) else {
             return by_path();
         };
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let opened = if self.root.live {
-            nix::fcntl::openat(fd.as_fd(), rel, flags, nix::sys::stat::Mode::empty())
-        } else {
-            let how = OpenHow::new()
-                .flags(flags)
-                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-            nix::fcntl::openat2(fd.as_fd(), rel, how)
-        };
-        let dir = match opened {
+        let dir = match self.open_listing(fd.as_fd(), rel) {
             Ok(d) => d,
-            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) if self.root.live => {
-                return Probe::Missing
-            }
-            Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) if self.root.live => {
-                return Probe::Denied
-            }
+            Err(Errno::ENOENT | Errno::ENOTDIR) if self.root.live => return Probe::Missing,
+            Err(Errno::EACCES | Errno::EPERM) if self.root.live => return Probe::Denied,
             Err(_) => return by_path(),
         };
         let Ok(mut dir) = rustix::fs::Dir::new(dir) else {
             return by_path();
         };
-        let mut names = Vec::new();
-        for e in dir.by_ref() {
-            let Ok(e) = e else { return by_path() };
-            let n = e.file_name().to_bytes();
-            if n != b"." && n != b".." {
-                names.push(entry_name(n));
-            }
-        }
-        let side_dir = self.join(rel);
-        if !self.root.live {
-            names.extend(self.root.side.children(&side_dir));
-        }
-        names.sort();
-        names.dedup();
+        let Some(names) = self.listed(&mut dir, rel) else {
+            return by_path();
+        };
         let Ok(dirfd) = dir.fd() else {
             return by_path();
         };
@@ -709,17 +701,20 @@ impl<'a> HostDir<'a> {
             names
                 .into_iter()
                 .map(|n| {
-                    let side = (!self.root.live)
-                        .then(|| self.root.side.link(&format!("{side_dir}/{n}")))
-                        .flatten();
+                    let path = format!("{dir_rel}/{n}");
+                    let side = if self.root.live {
+                        None
+                    } else {
+                        self.root.side.link(&path)
+                    };
                     let target = match side {
                         Some(t) => Probe::Ok(t.to_string()),
                         None if is_component(&n) => match nix::fcntl::readlinkat(dirfd, n.as_str())
                         {
                             Ok(t) => Probe::Ok(t.to_string_lossy().into_owned()),
-                            Err(e) => io_probe(&e.into(), &format!("{side_dir}/{n}")),
+                            Err(e) => io_probe(&e.into(), &path),
                         },
-                        None => self.root.read_link(&format!("{side_dir}/{n}")),
+                        None => self.root.read_link(&path),
                     };
                     (n, target)
                 })
