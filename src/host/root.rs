@@ -639,7 +639,7 @@ impl<'a> HostDir<'a> {
     }
 
     /// [`HostRoot::read_dir`] of the entry `name`: the directory is opened relative to this
-    /// one ([`HostDir::open_listing`]; a captured tree's side-file entries are added as
+    /// one (`open_listing`; a captured tree's side-file entries are added as
     /// [`HostRoot::read_dir`] adds them). When it cannot be opened that way, it is the
     /// path-based call.
     pub fn read_dir(&self, name: &str) -> Probe<Vec<String>> {
